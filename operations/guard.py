@@ -1,0 +1,544 @@
+"""The plan guard: judge a Pulumi plan as safe, needing the rebuild cycle, or forbidden.
+
+It reads the two forms the engine writes a plan in -- the digest of `pulumi preview --json` and an
+engine event log (JSON lines of apitype.EngineEvent, as `--event-log` and the Automation API write
+them) -- or the Automation API's EngineEvent objects, and classifies every step by the role of its
+resource (from the last `$`-segment of the URN's type) and its operation. The verdict is the worst
+step's: forbidden over rebuild over safe. Unknown types and unknown operations fail closed.
+
+The engine facts this relies on (Pulumi v3.274, pkg/resource/deploy and sdk/go/common/apitype):
+- a replacement is the steps `create-replacement`, `replace` (the logical step), `delete-replaced`,
+  in that order or delete-first; `preview --json` shows only `replace` unless asked for more;
+- a preview of a protected resource that must be replaced fails with the diagnostic
+  `unable to replace resource "<urn>"\nas it is currently marked for protection...` (or
+  `unable to replace resource "<urn>" as part of replacing "<urn2>" ...` for a dependent);
+- a plain delete of a protected resource fails with `resource "<urn>" cannot be deleted\nbecause
+  it is protected...` (older engines: `unable to delete resource "<urn>"\nas it is currently
+  marked for protection...`); the engine never raises it for the delete of a replacement.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from operations import exitcodes
+from operations.errors import UsageError
+
+PREVIEW_HINT = (
+    "run `pulumi preview --json > plan.json` (or `pulumi preview --event-log plan.jsonl`) "
+    "and pass that file"
+)
+
+
+class UnreadablePlan(UsageError):
+    """The input is neither `pulumi preview --json` output nor an engine event log."""
+
+
+class Verdict(enum.IntEnum):
+    """The guard's verdict; the values are the exit codes of scripts/pr_check.py."""
+
+    SAFE = exitcodes.OK
+    REBUILD = exitcodes.NEEDS_REBUILD
+    FORBIDDEN = exitcodes.FORBIDDEN
+
+
+class Role(enum.Enum):
+    """What a resource is to this stack, which decides what may happen to it."""
+
+    INSTANCE = "instance"
+    PORTS = "public ports"
+    ATTACHMENT = "static IP attachment"
+    STATIC_IP = "static IP"
+    DNS_RECORD = "DNS record"
+    SECRET_PARAMETER = "SSM parameter"
+    GENERATED_PASSWORD = "generated password"
+    PROVISIONING = "provisioning command"
+    PULUMI_INTERNAL = "Pulumi's own resource"
+    COMPONENT = "component"
+
+
+# Keys ending in ":" are prefixes (a whole package or module of types).
+KNOWN_TYPES: Mapping[str, Role] = MappingProxyType(
+    {
+        "aws:lightsail/instance:Instance": Role.INSTANCE,
+        "aws:lightsail/instancePublicPorts:InstancePublicPorts": Role.PORTS,
+        "aws:lightsail/staticIpAttachment:StaticIpAttachment": Role.ATTACHMENT,
+        "aws:lightsail/staticIp:StaticIp": Role.STATIC_IP,
+        "cloudflare:index/dnsRecord:DnsRecord": Role.DNS_RECORD,
+        "cloudflare:index/record:Record": Role.DNS_RECORD,
+        "aws:ssm/parameter:Parameter": Role.SECRET_PARAMETER,
+        "random:index/randomPassword:RandomPassword": Role.GENERATED_PASSWORD,
+        "command:remote:Command": Role.PROVISIONING,
+        "command:local:Command": Role.PROVISIONING,
+        "pulumi:pulumi:Stack": Role.PULUMI_INTERNAL,
+        "pulumi:providers:": Role.PULUMI_INTERNAL,
+        "raxx:freescout:": Role.COMPONENT,
+    }
+)
+
+# Pulumi's own resources own no cloud object whatever table the caller passes.
+_ENGINE_TYPES: Mapping[str, Role] = MappingProxyType(
+    {"pulumi:pulumi:Stack": Role.PULUMI_INTERNAL, "pulumi:providers:": Role.PULUMI_INTERNAL}
+)
+
+
+class _Kind(enum.Enum):
+    """What an operation does to the cloud object behind a resource."""
+
+    KEEP = "keeps the cloud object"
+    REPLACE = "replaces the cloud object"
+    DELETE = "deletes the cloud object"
+    UNKNOWN = "is an operation the guard does not know"
+
+
+# Every StepOp of the engine (pkg/resource/deploy/step.go StepOps), classified deliberately.
+OP_KINDS: Mapping[str, _Kind] = MappingProxyType(
+    {
+        "same": _Kind.KEEP,
+        "create": _Kind.KEEP,
+        "update": _Kind.KEEP,  # in place
+        "read": _Kind.KEEP,  # reads an object Pulumi does not manage
+        "refresh": _Kind.KEEP,  # reads the cloud into the state
+        "import": _Kind.KEEP,  # adopts an existing object
+        "diff": _Kind.KEEP,  # compares against an imported object
+        "extend-parameterize": _Kind.KEEP,  # provider parameterization
+        # The delete step of a read (external) resource: only the state forgets it; the engine
+        # never calls the provider's Delete for an external resource.
+        "discard": _Kind.KEEP,
+        "discard-replaced": _Kind.KEEP,
+        "delete": _Kind.DELETE,
+        # deploy.IsReplacementStep: all parts of a replacement of a managed object.
+        "replace": _Kind.REPLACE,
+        "create-replacement": _Kind.REPLACE,
+        "delete-replaced": _Kind.REPLACE,
+        "read-replacement": _Kind.REPLACE,  # relinquishes a managed object: the old one is deleted
+        "import-replacement": _Kind.REPLACE,  # an imported object takes the old one's place
+        "remove-pending-replace": _Kind.REPLACE,  # the old object was already deleted by a replace
+    }
+)
+
+ERROR_OP = "engine-error"
+"""The op of the pseudo-step a judgement of an engine error carries (never an engine op)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a plan: the URN, the operation, and why (keys: replace, diffs: update)."""
+
+    urn: str
+    op: str
+    keys: tuple[str, ...] = ()
+    diffs: tuple[str, ...] = ()
+
+    @property
+    def type_token(self) -> str:
+        """The resource's own type: the last `$`-segment of the URN's qualified type."""
+        return type_token_of(self.urn)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    step: Step
+    role: Role | None
+    verdict: Verdict
+    reason: str
+
+
+@dataclass(frozen=True)
+class Report:
+    verdict: Verdict
+    judgements: tuple[Judgement, ...]
+    errors: tuple[str, ...]
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def offending(self) -> tuple[Judgement, ...]:
+        """The judgements that are not safe, worst first."""
+        return tuple(sorted((j for j in self.judgements if j.verdict), key=lambda j: -j.verdict))
+
+
+# ---------------------------------------------------------------- classification
+
+
+def type_token_of(urn: str) -> str:
+    """`urn:pulumi:stack::project::parent$child::name` -> `child` (names may contain `::`)."""
+    parts = urn.split("::", 3)
+    if len(parts) < 3:
+        return ""
+    return parts[2].rsplit("$", 1)[-1]
+
+
+def role_of(type_token: str, roles: Mapping[str, Role] = KNOWN_TYPES) -> Role | None:
+    """The role of a type token: an exact entry first, then the longest prefix entry."""
+    for table in (roles, _ENGINE_TYPES):
+        if type_token in table:
+            return table[type_token]
+        prefixes = [k for k in table if k.endswith(":") and type_token.startswith(k)]
+        if prefixes:
+            return table[max(prefixes, key=len)]
+    return None
+
+
+_MUST_SURVIVE = {Role.STATIC_IP, Role.DNS_RECORD, Role.SECRET_PARAMETER, Role.GENERATED_PASSWORD}
+_FOLLOWS_INSTANCE = {Role.PORTS, Role.ATTACHMENT}
+
+
+def judge_step(step: Step, roles: Mapping[str, Role] = KNOWN_TYPES) -> Judgement:
+    """Judge one step by its resource's role and its operation's kind."""
+    role = role_of(step.type_token, roles)
+    kind = OP_KINDS.get(step.op, _Kind.UNKNOWN)
+    what = role.value if role else f"unknown type {step.type_token or '(no type in URN)'}"
+
+    def verdict(v: Verdict, reason: str) -> Judgement:
+        return Judgement(step, role, v, reason)
+
+    if role in (Role.PULUMI_INTERNAL, Role.COMPONENT):
+        return verdict(Verdict.SAFE, f"{what}: owns no cloud object")
+    if kind is _Kind.KEEP:
+        return verdict(Verdict.SAFE, f"{step.op} {kind.value}")
+    if kind is _Kind.UNKNOWN:
+        return verdict(Verdict.FORBIDDEN, f"`{step.op}` {kind.value} (fails closed)")
+    action = "replace" if kind is _Kind.REPLACE else "delete"
+    because = f" (because of {', '.join(step.keys)})" if step.keys else ""
+    if role is None:
+        return verdict(Verdict.FORBIDDEN, f"{action} of an {what}: the guard fails closed")
+    if role in _MUST_SURVIVE:
+        return verdict(Verdict.FORBIDDEN, f"{action} of the {what}{because}: it must survive")
+    if role is Role.PROVISIONING:
+        return verdict(Verdict.SAFE, f"{action} of a {what}: it only re-runs or stops running")
+    if kind is _Kind.DELETE:
+        return verdict(Verdict.FORBIDDEN, f"plain delete of the {what}, not part of a replacement")
+    if role is Role.INSTANCE:
+        return verdict(
+            Verdict.REBUILD, f"replace of the {what}{because}: needs the guarded rebuild cycle"
+        )
+    assert role in _FOLLOWS_INSTANCE
+    return verdict(Verdict.SAFE, f"replace of the {what}: it follows the instance")
+
+
+# `%q` of a URN in the engine's messages; see the module docstring for the wording.
+_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+_REPLACE_PROTECTED = re.compile(
+    r"unable to replace resource " + _QUOTED + r".*?marked for protection", re.S
+)
+_DELETE_PROTECTED = re.compile(
+    r"(?:unable to delete resource " + _QUOTED + r".*?marked for protection"
+    r"|resource " + _QUOTED + r"\s+cannot be deleted\s+because it is protected)",
+    re.S,
+)
+_MARKUP = re.compile(r"<\{%[^%]*%\}>|\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _unquote(text: str) -> str:
+    try:
+        return str(json.loads(f'"{text}"'))
+    except ValueError:
+        return text
+
+
+def judge_error(message: str, roles: Mapping[str, Role] = KNOWN_TYPES) -> Judgement:
+    """Judge an engine error: protection on the instance is a rebuild; the rest are forbidden."""
+    text = _MARKUP.sub("", message).strip()
+    first_line = text.splitlines()[0] if text else "(empty error)"
+    match = _REPLACE_PROTECTED.search(text)
+    if match:
+        urn = _unquote(match.group(1))
+        role = role_of(type_token_of(urn), roles)
+        step = Step(urn=urn, op=ERROR_OP)
+        if role is Role.INSTANCE:
+            return Judgement(
+                step,
+                role,
+                Verdict.REBUILD,
+                "the instance is protected and must be replaced: needs the guarded rebuild cycle",
+            )
+        what = role.value if role else "resource of unknown type"
+        return Judgement(
+            step,
+            role,
+            Verdict.FORBIDDEN,
+            f"the change would replace the protected {what}: it must survive",
+        )
+    match = _DELETE_PROTECTED.search(text)
+    if match:
+        urn = _unquote(match.group(1) or match.group(2))
+        role = role_of(type_token_of(urn), roles)
+        what = role.value if role else "resource of unknown type"
+        # The engine raises this only for a delete that is not part of a replacement.
+        return Judgement(
+            Step(urn=urn, op=ERROR_OP),
+            role,
+            Verdict.FORBIDDEN,
+            f"the change would delete the protected {what} outright (not a replacement)",
+        )
+    return Judgement(
+        Step(urn="", op=ERROR_OP),
+        None,
+        Verdict.FORBIDDEN,
+        f"the preview failed, so the plan is incomplete (fails closed): {first_line}",
+    )
+
+
+def judge(
+    steps: Iterable[Step], errors: Iterable[str] = (), roles: Mapping[str, Role] = KNOWN_TYPES
+) -> Report:
+    """Judge every step and engine error; the verdict is the worst judgement's (safe if none)."""
+    steps = list(steps)
+    errors = tuple(errors)
+    judgements = [judge_step(s, roles) for s in steps] + [judge_error(e, roles) for e in errors]
+    worst = max((j.verdict for j in judgements), default=Verdict.SAFE)
+    return Report(
+        verdict=worst,
+        judgements=tuple(judgements),
+        errors=errors,
+        counts=dict(Counter(s.op for s in steps)),
+    )
+
+
+# ---------------------------------------------------------------- reading plans
+
+_EVENT_KEYS = {
+    "cancelEvent", "stdoutEvent", "diagnosticEvent", "preludeEvent", "summaryEvent",
+    "resourcePreEvent", "resOutputsEvent", "resOpFailedEvent", "policyEvent",
+    "policyRemediationEvent", "policyLoadEvent", "policyAnalyzeSummaryEvent",
+    "policyRemediateSummaryEvent", "policyAnalyzeStackSummaryEvent", "startDebuggingEvent",
+    "progressEvent", "errorEvent",
+}  # fmt: skip
+_DIGEST_KEYS = {"steps", "diagnostics", "changeSummary", "config", "duration", "maybeCorrupt"}
+
+
+def _get(obj: Any, json_name: str, py_name: str | None = None) -> Any:
+    """A field of a raw JSON event (dict) or of a pulumi.automation event object."""
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(json_name)
+    return getattr(obj, py_name or json_name, None)
+
+
+def _text(value: Any) -> str:
+    value = getattr(value, "value", value)  # OpType is a str Enum
+    return "" if value is None else str(value)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
+
+
+def _is_error(severity: Any) -> bool:
+    return _text(severity) == "error"
+
+
+def steps_from_engine_events(events: Iterable[Any]) -> tuple[list[Step], list[str]]:
+    """Steps and error messages from engine events (Automation API objects or raw JSON dicts).
+
+    Steps come from resourcePreEvent; a resOutputsEvent adds one only when its pre-event is
+    missing (a truncated log). After a `refresh` the engine rewrites the op of the outputs event,
+    so those are left out. `keys` and `diffs` are read, never `detailedDiff` (empty in Python).
+    """
+    steps: list[Step] = []
+    seen: set[tuple[str, str]] = set()
+    refreshed: set[str] = set()
+    errors: list[str] = []
+    for event in events:
+        diagnostic = _get(event, "diagnosticEvent", "diagnostic_event")
+        if diagnostic is not None and _is_error(_get(diagnostic, "severity")):
+            errors.append(_MARKUP.sub("", _text(_get(diagnostic, "message"))).strip())
+        error_event = _get(event, "errorEvent", "error_event")
+        if error_event is not None:
+            errors.append(_text(_get(error_event, "error")).strip())
+        for json_name, py_name, is_pre in (
+            ("resourcePreEvent", "resource_pre_event", True),
+            ("resOutputsEvent", "res_outputs_event", False),
+        ):
+            payload = _get(event, json_name, py_name)
+            if payload is None:
+                continue
+            meta = _get(payload, "metadata")
+            urn, op = _text(_get(meta, "urn")), _text(_get(meta, "op"))
+            if not is_pre and (urn in refreshed or (urn, op) in seen):
+                continue
+            if op == "refresh":
+                refreshed.add(urn)
+            if (urn, op) in seen:
+                continue
+            seen.add((urn, op))
+            steps.append(Step(urn, op, _strings(_get(meta, "keys")), _strings(_get(meta, "diffs"))))
+    return steps, errors
+
+
+def steps_from_preview_digest(digest: Mapping[str, Any]) -> tuple[list[Step], list[str]]:
+    """Steps and error messages from the document `pulumi preview --json` prints."""
+    raw_steps = digest.get("steps") or []
+    raw_diagnostics = digest.get("diagnostics") or []
+    if not isinstance(raw_steps, list) or not isinstance(raw_diagnostics, list):
+        raise UnreadablePlan(
+            "`steps` and `diagnostics` must be lists in `pulumi preview --json` output",
+            hint=PREVIEW_HINT,
+        )
+    steps = []
+    for index, raw in enumerate(raw_steps):
+        if not isinstance(raw, Mapping) or not raw.get("op") or not raw.get("urn"):
+            raise UnreadablePlan(
+                f"step {index} has no `op` and `urn`: not `pulumi preview --json` output",
+                hint=PREVIEW_HINT,
+            )
+        steps.append(
+            Step(
+                str(raw["urn"]),
+                str(raw["op"]),
+                _strings(raw.get("replaceReasons")),
+                _strings(raw.get("diffReasons")),
+            )
+        )
+    errors = [
+        _MARKUP.sub("", str(d.get("message", ""))).strip()
+        for d in raw_diagnostics
+        if isinstance(d, Mapping) and _is_error(d.get("severity"))
+    ]
+    return steps, errors
+
+
+def _is_event(value: Any) -> bool:
+    return isinstance(value, Mapping) and bool(_EVENT_KEYS & value.keys())
+
+
+def read_plan(text: str) -> tuple[list[Step], list[str]]:
+    """Steps and error messages from `pulumi preview --json` output or an engine event log.
+
+    The form is detected from the content. Raises UnreadablePlan for anything else.
+    """
+    if not text.strip():
+        raise UnreadablePlan("the plan is empty", hint=PREVIEW_HINT)
+    try:
+        whole: Any = json.loads(text)
+    except ValueError:
+        whole = None
+    else:
+        if isinstance(whole, Mapping) and _DIGEST_KEYS & whole.keys() and not _is_event(whole):
+            return steps_from_preview_digest(whole)
+        if isinstance(whole, Mapping) and isinstance(whole.get("events"), list):
+            whole = whole["events"]  # an EngineEventBatch, as the service stores them
+        if isinstance(whole, list) and whole and all(_is_event(e) for e in whole):
+            return steps_from_engine_events(whole)
+        if _is_event(whole):
+            return steps_from_engine_events([whole])
+        raise UnreadablePlan(
+            "this JSON is neither `pulumi preview --json` output (an object with `steps`) nor "
+            "an engine event log (one event object per line)",
+            hint=PREVIEW_HINT,
+        )
+    events = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UnreadablePlan(
+                f"line {number} is not JSON ({error.msg}): the plan is neither "
+                "`pulumi preview --json` output nor an engine event log",
+                hint=PREVIEW_HINT,
+            ) from error
+        if not _is_event(event):
+            raise UnreadablePlan(
+                f"line {number} is JSON but not an engine event", hint=PREVIEW_HINT
+            )
+        events.append(event)
+    return steps_from_engine_events(events)
+
+
+# ---------------------------------------------------------------- rendering
+
+HEADLINES: Mapping[Verdict, str] = MappingProxyType(
+    {
+        Verdict.SAFE: "safe: nothing that must survive is deleted or replaced",
+        Verdict.REBUILD: (
+            "needs the rebuild cycle: the change replaces the instance; "
+            "run `python scripts/rebuild.py --stack prod` instead of `pulumi up`"
+        ),
+        Verdict.FORBIDDEN: (
+            "forbidden: the change would delete or replace something that must survive; "
+            "change the program, do not apply this plan"
+        ),
+    }
+)
+
+
+def _counts_line(report: Report) -> str:
+    if not report.counts:
+        return "no steps"
+    return ", ".join(f"{op} {n}" for op, n in sorted(report.counts.items()))
+
+
+def _subject(j: Judgement) -> str:
+    return j.step.urn or "(the stack)"
+
+
+def render(report: Report, fmt: str = "text") -> str:
+    """The verdict, each offending URN with the reason, and the step counts, as text or markdown."""
+    if fmt == "markdown":
+        return _render_markdown(report)
+    if fmt != "text":
+        raise UsageError(f"unknown format {fmt!r}", hint="use --format text or --format markdown")
+    lines = [f"plan guard: {report.verdict.name} (exit {int(report.verdict)})"]
+    lines.append(f"  {HEADLINES[report.verdict]}")
+    for j in report.offending:
+        lines.append(f"  {j.verdict.name:<9} {j.step.op:<18} {_subject(j)}")
+        lines.append(f"            {j.reason}")
+    lines.append(f"steps: {_counts_line(report)}")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _render_markdown(report: Report) -> str:
+    lines = [
+        f"### Plan guard: **{report.verdict.name}** (exit {int(report.verdict)})",
+        "",
+        _cell(HEADLINES[report.verdict]),
+        "",
+    ]
+    if report.offending:
+        lines += ["| verdict | op | resource | why |", "|---|---|---|---|"]
+        for j in report.offending:
+            lines.append(
+                f"| {j.verdict.name} | `{j.step.op}` | `{_cell(_subject(j))}` | {_cell(j.reason)} |"
+            )
+        lines.append("")
+    lines.append(f"Steps: {_counts_line(report)}")
+    return "\n".join(lines) + "\n"
+
+
+def read_plan_file(path: str, stdin_text: str | None = None) -> tuple[list[Step], list[str]]:
+    """read_plan on a file (`-` for the given stdin text), with errors naming the file."""
+    name = "standard input" if path == "-" else path
+    try:
+        if path == "-":
+            text = stdin_text if stdin_text is not None else ""
+        else:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+    except FileNotFoundError as error:
+        raise UnreadablePlan(f"plan file {name} does not exist", hint=PREVIEW_HINT) from error
+    except IsADirectoryError as error:
+        raise UnreadablePlan(f"plan file {name} is a directory", hint=PREVIEW_HINT) from error
+    except UnicodeDecodeError as error:
+        raise UnreadablePlan(f"plan file {name} is not UTF-8 text", hint=PREVIEW_HINT) from error
+    except OSError as error:
+        raise UnreadablePlan(
+            f"cannot read plan file {name}: {error.strerror}", hint=PREVIEW_HINT
+        ) from error
+    try:
+        return read_plan(text)
+    except UnreadablePlan as error:
+        raise UnreadablePlan(f"{name}: {error.message}", hint=error.hint) from error
