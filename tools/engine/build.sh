@@ -5,13 +5,43 @@
 set -eu
 
 ENGINE_VERSION="${PULUMI_ENGINE_VERSION:-v3.274.0}"
-ROOT=$(CDPATH= cd -- "$(dirname -- "$0")/../.." && pwd)
+ROOT=$(CDPATH='' cd -- "$(dirname -- "$0")/../.." && pwd)
 OUT="$ROOT/.engine"
 BIN="$OUT/bin"
 STAMP="$OUT/version"
 
+# Python dynamic providers run as the plugin pulumi-resource-pulumi-python, looked up beside the
+# CLI. The SDK module ships it as a script that runs `python3 -m pulumi.dynamic` unless
+# PULUMI_PYTHON_CMD or PULUMI_RUNTIME_VIRTUALENV says otherwise; the system python3 has no pulumi
+# package, so a wrapper defaults to this project's .venv and then runs the SDK's script unchanged.
+install_python_helpers() {
+    sdk_dir=$(cd "$OUT/mod" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
+    mkdir -p "$OUT/libexec"
+    src=$(find "$sdk_dir/python" -maxdepth 3 -name pulumi-resource-pulumi-python -type f | head -n 1)
+    [ -n "$src" ] || { echo "engine: pulumi-resource-pulumi-python not found in $sdk_dir" >&2; return 1; }
+    cp "$src" "$OUT/libexec/pulumi-resource-pulumi-python"
+    chmod 0755 "$OUT/libexec/pulumi-resource-pulumi-python"
+    cat > "$BIN/pulumi-resource-pulumi-python.tmp" <<'WRAPPER'
+#!/bin/sh
+# Written by tools/engine/build.sh: run Python dynamic providers with the project's virtualenv
+# (which has the pulumi package) unless the caller chose a Python, then the SDK's own script.
+here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
+venv_python="$here/../../.venv/bin/python"
+if [ -z "${PULUMI_PYTHON_CMD:-}" ] && [ -z "${PULUMI_RUNTIME_VIRTUALENV:-}" ] && [ -x "$venv_python" ]; then
+    PULUMI_PYTHON_CMD="$venv_python"
+    export PULUMI_PYTHON_CMD
+fi
+exec "$here/../libexec/pulumi-resource-pulumi-python" "$@"
+WRAPPER
+    chmod 0755 "$BIN/pulumi-resource-pulumi-python.tmp"
+    mv "$BIN/pulumi-resource-pulumi-python.tmp" "$BIN/pulumi-resource-pulumi-python"
+}
+
 if [ -x "$BIN/pulumi" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$ENGINE_VERSION" ]; then
     echo "engine: pulumi $ENGINE_VERSION already built in $BIN"
+    if command -v go >/dev/null 2>&1 && [ -f "$OUT/mod/go.mod" ]; then
+        install_python_helpers
+    fi
     exit 0
 fi
 if ! command -v go >/dev/null 2>&1; then
@@ -50,14 +80,6 @@ GOFLAGS=-mod=mod go build -v \
 [ -x "$BIN/pulumi.tmp" ] || { echo "engine: build failed" >&2; exit 1; }
 mv "$BIN/pulumi.tmp" "$BIN/pulumi"
 
-# Python dynamic providers run as the plugin pulumi-resource-pulumi-python: a script shipped in
-# the SDK module, looked up beside the CLI.
-SDK_DIR=$(GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
-for f in pulumi-resource-pulumi-python pulumi-language-python-exec pulumi-analyzer-policy-python; do
-    src=$(find "$SDK_DIR/python" -maxdepth 3 -name "$f" -type f | head -n 1)
-    if [ -n "$src" ]; then
-        cp "$src" "$BIN/$f" && chmod 0755 "$BIN/$f"
-    fi
-done
+install_python_helpers
 echo "$ENGINE_VERSION" > "$STAMP"
 "$BIN/pulumi" version
