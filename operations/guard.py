@@ -478,8 +478,29 @@ def _counts_line(report: Report) -> str:
     return ", ".join(f"{op} {n}" for op, n in sorted(report.counts.items()))
 
 
-def _subject(j: Judgement) -> str:
-    return j.step.urn or "(the stack)"
+@dataclass(frozen=True)
+class _Offence:
+    verdict: Verdict
+    ops: tuple[str, ...]
+    subject: str
+    reasons: tuple[str, ...]
+
+
+def _offences(report: Report) -> list[_Offence]:
+    """The offending judgements grouped by URN (a replacement is up to three steps), worst first."""
+    grouped: dict[str, list[Judgement]] = {}
+    for j in report.offending:
+        grouped.setdefault(j.step.urn, []).append(j)
+    offences = [
+        _Offence(
+            verdict=max(j.verdict for j in group),
+            ops=tuple(dict.fromkeys(j.step.op for j in group)),
+            subject=urn or "(the stack)",
+            reasons=tuple(dict.fromkeys(j.reason for j in group)),
+        )
+        for urn, group in grouped.items()
+    ]
+    return sorted(offences, key=lambda o: -o.verdict)
 
 
 def render(report: Report, fmt: str = "text") -> str:
@@ -490,9 +511,9 @@ def render(report: Report, fmt: str = "text") -> str:
         raise UsageError(f"unknown format {fmt!r}", hint="use --format text or --format markdown")
     lines = [f"plan guard: {report.verdict.name} (exit {int(report.verdict)})"]
     lines.append(f"  {HEADLINES[report.verdict]}")
-    for j in report.offending:
-        lines.append(f"  {j.verdict.name:<9} {j.step.op:<18} {_subject(j)}")
-        lines.append(f"            {j.reason}")
+    for offence in _offences(report):
+        lines.append(f"  {offence.verdict.name:<9} {offence.subject}")
+        lines.append(f"            {'; '.join(offence.reasons)} (steps: {', '.join(offence.ops)})")
     lines.append(f"steps: {_counts_line(report)}")
     return "\n".join(lines) + "\n"
 
@@ -508,12 +529,13 @@ def _render_markdown(report: Report) -> str:
         _cell(HEADLINES[report.verdict]),
         "",
     ]
-    if report.offending:
-        lines += ["| verdict | op | resource | why |", "|---|---|---|---|"]
-        for j in report.offending:
-            lines.append(
-                f"| {j.verdict.name} | `{j.step.op}` | `{_cell(_subject(j))}` | {_cell(j.reason)} |"
-            )
+    offences = _offences(report)
+    if offences:
+        lines += ["| verdict | resource | steps | why |", "|---|---|---|---|"]
+        for o in offences:
+            ops = ", ".join(f"`{op}`" for op in o.ops)
+            why = _cell("; ".join(o.reasons))
+            lines.append(f"| {o.verdict.name} | `{_cell(o.subject)}` | {ops} | {why} |")
         lines.append("")
     lines.append(f"Steps: {_counts_line(report)}")
     return "\n".join(lines) + "\n"
