@@ -513,7 +513,8 @@ def render(report: Report, fmt: str = "text") -> str:
     lines.append(f"  {HEADLINES[report.verdict]}")
     for offence in _offences(report):
         lines.append(f"  {offence.verdict.name:<9} {offence.subject}")
-        lines.append(f"            {'; '.join(offence.reasons)} (steps: {', '.join(offence.ops)})")
+        lines.append(f"            steps: {', '.join(offence.ops)}")
+        lines += [f"            why: {reason}" for reason in offence.reasons]
     lines.append(f"steps: {_counts_line(report)}")
     return "\n".join(lines) + "\n"
 
