@@ -223,67 +223,91 @@ def judge_step(step: Step, roles: Mapping[str, Role] = KNOWN_TYPES) -> Judgement
     return verdict(Verdict.SAFE, f"replace of the {what}: it follows the instance")
 
 
-# `%q` of a URN in the engine's messages; see the module docstring for the wording.
-_QUOTED = r'"((?:[^"\\]|\\.)*)"'
-_REPLACE_PROTECTED = re.compile(
-    r"unable to replace resource " + _QUOTED + r".*?marked for protection", re.S
+# The engine's protection errors (see the module docstring), each up to its closing command, so
+# that several in one text (a caller may join them) are all found and nothing else is hidden.
+_Q = r'"(?:[^"\\]|\\.)*"'  # Go's %q of a URN
+_TAIL = (
+    r"(?:(?:(?!unable to |resource \").)*?`pulumi up`"
+    r"(?:,? or use the command:?\s*`pulumi state unprotect [^`]*`)?)?"
 )
-_DELETE_PROTECTED = re.compile(
-    r"(?:unable to delete resource " + _QUOTED + r".*?marked for protection"
-    r"|resource " + _QUOTED + r"\s+cannot be deleted\s+because it is protected)",
+_PROTECTION = re.compile(
+    rf"unable to (?P<action>replace|delete) resource (?P<urn>{_Q})(?: as part of replacing {_Q})?"
+    rf"\s+as it is currently marked for protection\.{_TAIL}"
+    rf"|resource (?P<deleted>{_Q})\s+cannot be deleted\s+because it is protected\.{_TAIL}",
     re.S,
 )
+# The engine's closing summary of any failed run (deployment_executor.go reportExecResult).
+_SUMMARY = re.compile(r"^\s*(?:error:\s*)?(?:preview|update) (?:failed|canceled)\s*$", re.M)
+_PREFIX = re.compile(r"^\s*error:\s*", re.M)
 _MARKUP = re.compile(r"<\{%[^%]*%\}>|\x1b\[[0-9;]*[A-Za-z]")
 
 
-def _unquote(text: str) -> str:
+def _unquote(quoted: str) -> str:
     try:
-        return str(json.loads(f'"{text}"'))
+        return str(json.loads(quoted))
     except ValueError:
-        return text
+        return quoted[1:-1]
 
 
-def judge_error(message: str, roles: Mapping[str, Role] = KNOWN_TYPES) -> Judgement:
-    """Judge an engine error: protection on the instance is a rebuild; the rest are forbidden."""
-    text = _MARKUP.sub("", message).strip()
-    first_line = text.splitlines()[0] if text else "(empty error)"
-    match = _REPLACE_PROTECTED.search(text)
-    if match:
-        urn = _unquote(match.group(1))
-        role = role_of(type_token_of(urn), roles)
-        step = Step(urn=urn, op=ERROR_OP)
-        if role is Role.INSTANCE:
-            return Judgement(
-                step,
-                role,
-                Verdict.REBUILD,
-                "the instance is protected and must be replaced: needs the guarded rebuild cycle",
-            )
-        what = role.value if role else "resource of unknown type"
+def _judge_protection(match: re.Match[str], roles: Mapping[str, Role]) -> Judgement:
+    urn = _unquote(match.group("urn") or match.group("deleted"))
+    role = role_of(type_token_of(urn), roles)
+    step = Step(urn=urn, op=ERROR_OP)
+    what = role.value if role else "resource of unknown type"
+    if match.group("action") != "replace":
+        # The engine raises this only for a delete outside a replacement (step.go: !replacing).
         return Judgement(
-            step,
-            role,
-            Verdict.FORBIDDEN,
-            f"the change would replace the protected {what}: it must survive",
-        )
-    match = _DELETE_PROTECTED.search(text)
-    if match:
-        urn = _unquote(match.group(1) or match.group(2))
-        role = role_of(type_token_of(urn), roles)
-        what = role.value if role else "resource of unknown type"
-        # The engine raises this only for a delete that is not part of a replacement.
-        return Judgement(
-            Step(urn=urn, op=ERROR_OP),
-            role,
-            Verdict.FORBIDDEN,
+            step, role, Verdict.FORBIDDEN,
             f"the change would delete the protected {what} outright (not a replacement)",
-        )
+        )  # fmt: skip
+    if role is Role.INSTANCE:
+        return Judgement(
+            step, role, Verdict.REBUILD,
+            "the instance is protected and must be replaced: needs the guarded rebuild cycle",
+        )  # fmt: skip
     return Judgement(
-        Step(urn="", op=ERROR_OP),
-        None,
-        Verdict.FORBIDDEN,
-        f"the preview failed, so the plan is incomplete (fails closed): {first_line}",
-    )
+        step, role, Verdict.FORBIDDEN,
+        f"the change would replace the protected {what}: it must survive",
+    )  # fmt: skip
+
+
+def judge_errors(
+    messages: Iterable[str], roles: Mapping[str, Role] = KNOWN_TYPES
+) -> list[Judgement]:
+    """Judge engine errors: protection on the instance is a rebuild; anything else is forbidden.
+
+    Every protection error in a message is judged; whatever else a message says makes the plan
+    incomplete, so it fails closed. The engine's closing "preview failed" only counts when no
+    other error says why.
+    """
+    judgements: list[Judgement] = []
+    summaries: list[str] = []
+    for message in messages:
+        text = _MARKUP.sub("", message)
+        judgements += [_judge_protection(m, roles) for m in _PROTECTION.finditer(text)]
+        rest = _PROTECTION.sub("", text)
+        summaries += [m.group(0).strip() for m in _SUMMARY.finditer(rest)]
+        rest = _PREFIX.sub("", _SUMMARY.sub("", rest)).strip()
+        if rest:
+            judgements.append(
+                Judgement(
+                    Step(urn="", op=ERROR_OP),
+                    None,
+                    Verdict.FORBIDDEN,
+                    "the preview failed, so the plan is incomplete (fails closed): "
+                    + rest.splitlines()[0],
+                )  # fmt: skip
+            )
+    if summaries and not judgements:
+        judgements.append(
+            Judgement(
+                Step(urn="", op=ERROR_OP),
+                None,
+                Verdict.FORBIDDEN,
+                f"the engine said `{summaries[0]}` without a reason (fails closed)",
+            )  # fmt: skip
+        )
+    return judgements
 
 
 def judge(
@@ -292,7 +316,7 @@ def judge(
     """Judge every step and engine error; the verdict is the worst judgement's (safe if none)."""
     steps = list(steps)
     errors = tuple(errors)
-    judgements = [judge_step(s, roles) for s in steps] + [judge_error(e, roles) for e in errors]
+    judgements = [judge_step(s, roles) for s in steps] + judge_errors(errors, roles)
     worst = max((j.verdict for j in judgements), default=Verdict.SAFE)
     return Report(
         verdict=worst,

@@ -130,6 +130,8 @@ def preview_json(changes: Sequence[Change], errors: Iterable[tuple[str, str]] = 
         for about, message in errors
     ]
     if diagnostics:
+        # The engine closes every failed run with this (deployment_executor.go).
+        diagnostics.append({"message": "error: preview failed\n", "severity": "error"})
         digest["diagnostics"] = diagnostics
     return json.dumps(digest, indent=4)
 
@@ -154,6 +156,9 @@ def event_log(changes: Sequence[Change], errors: Iterable[tuple[str, str]] = ())
                 meta["logical"] = True
             events.append({"resourcePreEvent": {"metadata": meta, "planning": True}})
             events.append({"resOutputsEvent": {"metadata": meta, "planning": True}})
+    errors = list(errors)
+    if errors:
+        errors.append(("", "preview failed"))  # the engine's closing summary
     for about, message in errors:
         events.append(
             {
@@ -311,8 +316,10 @@ def test_protection_error_on_the_instance_is_a_rebuild_not_a_crash(fmt):
     errors = [(INSTANCE_URN, replace_protected_message(INSTANCE_URN))]
     report = verdict_of(fmt, changes, errors)
     assert report.verdict is Verdict.REBUILD
-    assert len(report.errors) == 1 and "marked for protection" in report.errors[0]
-    assert "<{%" not in report.errors[0]  # colour markup is stripped
+    assert len(report.errors) == 2  # the protection error and the engine's "preview failed"
+    assert "marked for protection" in report.errors[0]
+    assert report.errors[1].endswith("preview failed")
+    assert not any("<{%" in e for e in report.errors)  # colour markup is stripped
 
 
 @both_formats
@@ -362,6 +369,36 @@ def test_any_other_engine_error_fails_closed(fmt):
     assert report.verdict is Verdict.FORBIDDEN
     assert "preview failed" in report.offending[0].reason
     assert "adminEmail" in report.offending[0].reason
+
+
+def test_the_engines_closing_summary_alone_fails_closed():
+    for text in ("preview failed", "error: update failed\n", "preview canceled"):
+        report = guard.judge([], [text])
+        assert report.verdict is Verdict.FORBIDDEN, text
+        assert "without a reason" in report.offending[0].reason
+    # With the reason beside it, the summary adds nothing.
+    message = replace_protected_message(INSTANCE_URN)
+    report = guard.judge([], ["preview failed", message])
+    assert report.verdict is Verdict.REBUILD
+    assert len(report.offending) == 1
+
+
+def test_joined_error_texts_are_all_judged():
+    """A caller may join the engine's errors into one text: none of them may hide another."""
+    ip = urn(STATIC_IP, "raxx-tickets-ip")
+    instance = replace_protected_message(INSTANCE_URN)
+    dependent = replace_dependent_protected_message(INSTANCE_URN, urn(UNKNOWN, "x"))
+    for extra, expected, named in [
+        ("", Verdict.REBUILD, {INSTANCE_URN}),
+        ("preview failed", Verdict.REBUILD, {INSTANCE_URN}),
+        (dependent, Verdict.REBUILD, {INSTANCE_URN}),
+        (replace_protected_message(ip), Verdict.FORBIDDEN, {INSTANCE_URN, ip}),
+        (delete_protected_message(ip), Verdict.FORBIDDEN, {INSTANCE_URN, ip}),
+        ("error: could not load plugin aws", Verdict.FORBIDDEN, {INSTANCE_URN, ""}),
+    ]:
+        report = guard.judge([], ["\n".join(filter(None, [instance, extra]))])
+        assert report.verdict is expected, extra
+        assert {j.step.urn for j in report.offending} == named, extra
 
 
 def test_warnings_and_info_are_not_errors():
