@@ -64,3 +64,7 @@ def check_site(probe: HttpProbe, url: str) -> int:
     if code == 403:
         hint = "a 403 may be the firewall (error 1010: missing User-Agent) or the web server"
     raise OpsError(f"{url} answered HTTP {code}; expected 200 or 302", hint=hint)
+
+
+def _implements_port(adapter: UrllibProbe) -> HttpProbe:
+    return adapter  # mypy checks here that the adapter satisfies ports.HttpProbe

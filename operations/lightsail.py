@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from operations.errors import DeadlineExceeded, OpsError, TransientError
-from operations.ports import HostKey, InstanceInfo, SnapshotInfo, StaticIpInfo
+from operations.ports import HostKey, InstanceInfo, Lightsail, SnapshotInfo, StaticIpInfo
 from operations.retry import Backoff, Clock, poll, retry
 from operations.snapshot_names import validate_snapshot_name
 
@@ -391,3 +391,7 @@ class BotoLightsail:
                 break
         found.sort(key=lambda pair: pair[0], reverse=True)
         return [info for _, info in found]
+
+
+def _implements_port(adapter: BotoLightsail) -> Lightsail:
+    return adapter  # mypy checks here that the adapter satisfies ports.Lightsail

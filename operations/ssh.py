@@ -27,7 +27,7 @@ from enum import Enum
 from pathlib import Path
 
 from operations.errors import DeadlineExceeded, OpsError, TransientError
-from operations.ports import CommandResult, HostKey
+from operations.ports import CommandResult, HostKey, RemoteShell
 from operations.retry import Backoff, Clock, poll
 
 SSH_FAILED = 255
@@ -475,3 +475,7 @@ class OpenSshShell:
                     "then rerun with --resume"
                 ),
             ) from error
+
+
+def _implements_port(adapter: OpenSshShell) -> RemoteShell:
+    return adapter  # mypy checks here that the adapter satisfies ports.RemoteShell

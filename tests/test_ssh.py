@@ -274,3 +274,12 @@ def test_run_on_a_closed_port_is_transient(tmp_path):
     )
     with pytest.raises(SshConnectError):
         shell.run("true")
+
+
+def test_wait_stops_at_once_on_a_host_key_mismatch(sshd_server: SshServer, tmp_path):
+    other = tmp_path / "other_key"
+    keygen(other)
+    shell = sshd_server.shell(tmp_path / "known_hosts")
+    shell.pin_host_keys([read_host_key(other.with_name("other_key.pub"))])
+    with pytest.raises(HostKeyError, match="does not match"):
+        shell.wait_until_reachable(deadline_seconds=60)
