@@ -206,19 +206,16 @@ def judge_step(step: Step, roles: Mapping[str, Role] = KNOWN_TYPES) -> Judgement
     if kind is _Kind.UNKNOWN:
         return verdict(Verdict.FORBIDDEN, f"`{step.op}` {kind.value} (fails closed)")
     action = "replace" if kind is _Kind.REPLACE else "delete"
-    because = f" (because of {', '.join(step.keys)})" if step.keys else ""
     if role is None:
         return verdict(Verdict.FORBIDDEN, f"{action} of an {what}: the guard fails closed")
     if role in _MUST_SURVIVE:
-        return verdict(Verdict.FORBIDDEN, f"{action} of the {what}{because}: it must survive")
+        return verdict(Verdict.FORBIDDEN, f"{action} of the {what}: it must survive")
     if role is Role.PROVISIONING:
         return verdict(Verdict.SAFE, f"{action} of a {what}: it only re-runs or stops running")
     if kind is _Kind.DELETE:
         return verdict(Verdict.FORBIDDEN, f"plain delete of the {what}, not part of a replacement")
     if role is Role.INSTANCE:
-        return verdict(
-            Verdict.REBUILD, f"replace of the {what}{because}: needs the guarded rebuild cycle"
-        )
+        return verdict(Verdict.REBUILD, f"replace of the {what}: needs the guarded rebuild cycle")
     assert role in _FOLLOWS_INSTANCE
     return verdict(Verdict.SAFE, f"replace of the {what}: it follows the instance")
 
@@ -508,6 +505,7 @@ class _Offence:
     ops: tuple[str, ...]
     subject: str
     reasons: tuple[str, ...]
+    keys: tuple[str, ...]  # the properties that force a replacement
 
 
 def _offences(report: Report) -> list[_Offence]:
@@ -521,6 +519,7 @@ def _offences(report: Report) -> list[_Offence]:
             ops=tuple(dict.fromkeys(j.step.op for j in group)),
             subject=urn or "(the stack)",
             reasons=tuple(dict.fromkeys(j.reason for j in group)),
+            keys=tuple(dict.fromkeys(k for j in group for k in j.step.keys)),
         )
         for urn, group in grouped.items()
     ]
@@ -539,6 +538,8 @@ def render(report: Report, fmt: str = "text") -> str:
         lines.append(f"  {offence.verdict.name:<9} {offence.subject}")
         lines.append(f"            steps: {', '.join(offence.ops)}")
         lines += [f"            why: {reason}" for reason in offence.reasons]
+        if offence.keys:
+            lines.append(f"            forced by: {', '.join(offence.keys)}")
     lines.append(f"steps: {_counts_line(report)}")
     return "\n".join(lines) + "\n"
 
@@ -560,6 +561,8 @@ def _render_markdown(report: Report) -> str:
         for o in offences:
             ops = ", ".join(f"`{op}`" for op in o.ops)
             why = _cell("; ".join(o.reasons))
+            if o.keys:
+                why += _cell(f" (forced by: {', '.join(o.keys)})")
             lines.append(f"| {o.verdict.name} | `{_cell(o.subject)}` | {ops} | {why} |")
         lines.append("")
     lines.append(f"Steps: {_counts_line(report)}")

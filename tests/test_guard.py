@@ -233,7 +233,8 @@ def test_replacing_the_instance_needs_the_rebuild(fmt, delete_first):
     report = verdict_of(fmt, [instance, *the_rest()])
     assert report.verdict is Verdict.REBUILD
     assert {j.step.urn for j in report.offending} == {INSTANCE_URN}
-    assert "userData" in report.offending[0].reason
+    assert "forced by: userData" in guard.render(report)
+    assert "forced by: userData" in guard.render(report, "markdown")
 
 
 @both_formats
