@@ -14,7 +14,9 @@ The engine facts this relies on (Pulumi v3.274, pkg/resource/deploy and sdk/go/c
   `unable to replace resource "<urn>" as part of replacing "<urn2>" ...` for a dependent);
 - a plain delete of a protected resource fails with `resource "<urn>" cannot be deleted\nbecause
   it is protected...` (older engines: `unable to delete resource "<urn>"\nas it is currently
-  marked for protection...`); the engine never raises it for the delete of a replacement.
+  marked for protection...`); the engine never raises it for the delete of a replacement;
+- every failed run ends with the diagnostic `preview failed` (or `update failed`) after the error
+  that says why (deploy/deployment_executor.go).
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def verdicts(steps: list[Step], errors: list[str]) -> set[Verdict]:
     return results
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     forbidden=st.lists(forbidden_steps, min_size=1, max_size=3),
     others=st.lists(any_step, max_size=15),
