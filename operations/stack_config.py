@@ -174,9 +174,7 @@ def _cli_error(stderr: bytes, *, what: str, stack: str, known: Sequence[SecretVa
             cause=last,
             hint="run: pulumi login (or export PULUMI_BACKEND_URL / PULUMI_ACCESS_TOKEN)",
         )
-    return OpsError(
-        f"pulumi failed {what}", cause=last, hint=f"run: pulumi config --stack {stack}"
-    )
+    return OpsError(f"pulumi failed {what}", cause=last, hint=f"run: pulumi config --stack {stack}")
 
 
 def plan_changes(
@@ -237,9 +235,7 @@ def apply_secrets(
 def verify_keys(config: StackConfig, sources: Sequence[SecretSource]) -> None:
     """Read back (without --show-secrets) that every key is set, as a secret where mapped so."""
     present = config.keys_set()
-    wrong = [
-        s.key for s in sources if s.key not in present or (s.secret and not present[s.key])
-    ]
+    wrong = [s.key for s in sources if s.key not in present or (s.secret and not present[s.key])]
     if wrong:
         raise OpsError(
             f"after setting, these keys are missing or not secret: {', '.join(wrong)}",

@@ -220,7 +220,6 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-
 class VaultClient:
     """Log in to Infisical with universal auth and read raw secrets, with clear failures."""
 

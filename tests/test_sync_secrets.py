@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from operations import exitcodes
-from operations.vault import load_mapping
+from operations.errors import OpsError
+from operations.stack_config import StackConfig
+from operations.vault import SecretValue, load_mapping
 from scripts import sync_secrets
 from tests.conftest import PROJECT_ROOT
 from tests.vault_server import VaultServer, VaultState
@@ -84,9 +86,18 @@ def project(tmp_path, pulumi_cli, monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("PULUMI_ACCESS_TOKEN", raising=False)
     subprocess.run(
-        [pulumi_cli, "stack", "init", "prod", "--secrets-provider", "passphrase",
-         "--non-interactive"],
-        cwd=folder, check=True, capture_output=True,
+        [
+            pulumi_cli,
+            "stack",
+            "init",
+            "prod",
+            "--secrets-provider",
+            "passphrase",
+            "--non-interactive",
+        ],
+        cwd=folder,
+        check=True,
+        capture_output=True,
     )
     return folder
 
@@ -108,7 +119,10 @@ def sync(project: Path, pulumi_cli: str, *extra: str) -> int:
 def cli_get(pulumi_cli: str, project: Path, key: str) -> str:
     done = subprocess.run(
         [pulumi_cli, "config", "get", key, "--stack", "prod"],
-        cwd=project, check=True, capture_output=True, text=True,
+        cwd=project,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return done.stdout.rstrip("\n")
 
@@ -116,7 +130,10 @@ def cli_get(pulumi_cli: str, project: Path, key: str) -> str:
 def cli_all(pulumi_cli: str, project: Path) -> dict[str, dict[str, object]]:
     done = subprocess.run(
         [pulumi_cli, "config", "--json", "--show-secrets", "--stack", "prod"],
-        cwd=project, check=True, capture_output=True, text=True,
+        cwd=project,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(done.stdout)
 
@@ -176,9 +193,11 @@ def test_sync_sets_every_key_as_secret_and_leaks_nothing(
 
 def test_a_failed_fetch_midway_changes_nothing(project, vault, pulumi_cli, monkeypatch, capsys):
     del vault.state.secrets[("/MooseQuest/freescout", "SLACK_LICENSE_KEY")]
-    before = (project / "Pulumi.prod.yaml").read_bytes() if (
-        project / "Pulumi.prod.yaml"
-    ).exists() else None
+    before = (
+        (project / "Pulumi.prod.yaml").read_bytes()
+        if (project / "Pulumi.prod.yaml").exists()
+        else None
+    )
     recorder = Recorder(monkeypatch)
 
     assert sync(project, pulumi_cli) == exitcodes.FAILED
@@ -187,9 +206,11 @@ def test_a_failed_fetch_midway_changes_nothing(project, vault, pulumi_cli, monke
     assert "SLACK_LICENSE_KEY" in err and "/MooseQuest/freescout" in err and "404" in err
     assert out == ""
     assert recorder.calls == [], "pulumi must not run before every secret is fetched"
-    after = (project / "Pulumi.prod.yaml").read_bytes() if (
-        project / "Pulumi.prod.yaml"
-    ).exists() else None
+    after = (
+        (project / "Pulumi.prod.yaml").read_bytes()
+        if (project / "Pulumi.prod.yaml").exists()
+        else None
+    )
     assert after == before
     for secret in secrets_of(vault):
         assert secret not in out + err
@@ -211,9 +232,7 @@ def test_dry_run_and_only(project, vault, pulumi_cli, monkeypatch, capsys):
     assert "freescout:nope" in capsys.readouterr().err
 
 
-def test_missing_stack_is_a_usage_error_with_the_init_command(
-    project, vault, pulumi_cli, capsys
-):
+def test_missing_stack_is_a_usage_error_with_the_init_command(project, vault, pulumi_cli, capsys):
     assert sync(project, pulumi_cli, "--stack", "staging") == exitcodes.USAGE
     err = capsys.readouterr().err
     assert "pulumi stack init staging" in err
@@ -228,8 +247,14 @@ def test_wrong_passphrase_is_named(project, vault, pulumi_cli, monkeypatch, caps
 
 
 def test_missing_vault_settings_exit_2_listing_them(monkeypatch, capsys, tmp_path):
-    for var in ("INFISICAL_HOST", "INFISICAL_CLIENT_ID", "INFISICAL_CLIENT_SECRET",
-                "INFISICAL_PROJECT_ID", "CF_ACCESS_CLIENT_ID", "CF_ACCESS_CLIENT_SECRET"):
+    for var in (
+        "INFISICAL_HOST",
+        "INFISICAL_CLIENT_ID",
+        "INFISICAL_CLIENT_SECRET",
+        "INFISICAL_PROJECT_ID",
+        "CF_ACCESS_CLIENT_ID",
+        "CF_ACCESS_CLIENT_SECRET",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("INFISICAL_HOST", "https://vault.raxx.app")
     code = sync_secrets.main(["--mapping", str(MAPPING), "--project-dir", str(tmp_path)])
@@ -244,7 +269,46 @@ def test_help_explains_the_environment(capsys):
         sync_secrets.main(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    for var in ("INFISICAL_HOST", "INFISICAL_CLIENT_ID", "INFISICAL_CLIENT_SECRET",
-                "INFISICAL_PROJECT_ID", "CF_ACCESS_CLIENT_ID", "CF_ACCESS_CLIENT_SECRET",
-                "PULUMI_CONFIG_PASSPHRASE", "--dry-run", "--only", "exit codes"):
+    for var in (
+        "INFISICAL_HOST",
+        "INFISICAL_CLIENT_ID",
+        "INFISICAL_CLIENT_SECRET",
+        "INFISICAL_PROJECT_ID",
+        "CF_ACCESS_CLIENT_ID",
+        "CF_ACCESS_CLIENT_SECRET",
+        "PULUMI_CONFIG_PASSPHRASE",
+        "--dry-run",
+        "--only",
+        "exit codes",
+    ):
         assert var in out
+
+
+def test_awkward_values_survive_stdin_exactly(project, pulumi_cli):
+    """Values a command line would mangle: a leading dash, several lines, quotes, non-ASCII."""
+    config = StackConfig(pulumi_cli, cwd=project, env=os.environ, stack="prod")
+    awkward = {
+        "freescout:license_tags": "--looks-like-a-flag",
+        "freescout:mail_token": "line one\nline two 'quoted' \"double\" $HOME `x` ünï",
+    }
+    for key, value in awkward.items():
+        config.set(key, SecretValue(value))
+    for key, value in awkward.items():
+        assert cli_all(pulumi_cli, project)[key] == {"value": value, "secret": True}
+    assert config.keys_set() == dict.fromkeys(awkward, True)
+
+
+def test_cli_error_text_is_scrubbed_of_the_value_it_was_given(tmp_path):
+    """A stand-in for the CLI that echoes the value on failure (the real one never does, so
+    this cannot be provoked for real): the message must still not carry the value."""
+
+    def echoing_cli(argv, **kwargs):
+        stderr = b"error: could not save value " + kwargs["input"] + b" to the stack"
+        return subprocess.CompletedProcess(argv, 1, b"", stderr)
+
+    config = StackConfig("pulumi", cwd=tmp_path, env={}, stack="prod", run=echoing_cli)
+    with pytest.raises(OpsError) as info:
+        config.set("freescout:license_tags", SecretValue("echoed-secret-5150"))
+    text = info.value.render()
+    assert "echoed-secret-5150" not in text and "***" in text
+    assert "setting freescout:license_tags" in text

@@ -302,8 +302,17 @@ def test_reprs_and_formatting_never_show_values(vault):
     client = client_for(vault)
     client.login()
     shown = " ".join(
-        [repr(settings), str(settings), repr(value), str(value), f"{value}", f"{value!r}",
-         repr(client), repr([value]), repr({"k": value})]
+        [
+            repr(settings),
+            str(settings),
+            repr(value),
+            str(value),
+            f"{value}",
+            f"{value!r}",
+            repr(client),
+            repr([value]),
+            repr({"k": value}),
+        ]
     )
     assert "super-secret-value-1" not in shown
     assert_clean(shown, vault.state)

@@ -214,9 +214,7 @@ def test_judge_step_with_the_real_pr_check_on_an_empty_plan(tmp_path):
     """The call matches pr_check's real CLI: an empty plan is 'unreadable' (2) and fails."""
     (tmp_path / "scripts").symlink_to(PROJECT_ROOT / "scripts")
     (tmp_path / "plan.json").write_text("")
-    code, log, summary, outputs = run_step(
-        step("judge")["run"], tmp_path, {"PREVIEW_EXIT": "255"}
-    )
+    code, log, summary, outputs = run_step(step("judge")["run"], tmp_path, {"PREVIEW_EXIT": "255"})
     assert code == 1, log
     assert "verdict=2\n" in outputs and "Unreadable plan" in summary
 
@@ -242,7 +240,11 @@ def test_preview_step_keeps_the_json_of_a_failed_preview(tmp_path, pulumi_exit):
     assert f"exit={pulumi_exit}\n" in outputs
     assert (tmp_path / "plan.json").read_text() == '{"steps": []}\n'
     assert (tmp_path / "args.txt").read_text().split() == [
-        "preview", "--stack", "prod", "--json", "--non-interactive"
+        "preview",
+        "--stack",
+        "prod",
+        "--json",
+        "--non-interactive",
     ]
 
 

@@ -18,6 +18,7 @@ reference (login -> accessToken; raw secret -> secret.secretValue).
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import urllib.parse
@@ -221,8 +222,6 @@ class VaultServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         # A client that timed out has gone before the slow answer is written: not an error.
-        import sys
-
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 
