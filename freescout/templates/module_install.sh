@@ -36,15 +36,15 @@ esac
 # module:list prints a table; find the Name and Status columns in its header, then the row.
 table=$(runuser -u www-data -- php artisan module:list 2>&1) || fail "module:list failed: $table"
 status=$(printf '%s\n' "$table" | awk -F '|' -v want="$name" '
-    function trim(s) { gsub(/^[ \t]+|[ \t]+$/, "", s); return s }
+    { for (i = 1; i <= NF; i++) { cell[i] = $i; gsub(/^[ \t]+|[ \t]+$/, "", cell[i]) } }
     !namecol {
         for (i = 1; i <= NF; i++) {
-            if (trim($i) == "Name") namecol = i
-            if (trim($i) == "Status") statuscol = i
+            if (cell[i] == "Name") namecol = i
+            if (cell[i] == "Status") statuscol = i
         }
         next
     }
-    statuscol && trim($namecol) == want { print trim($statuscol); exit }
+    statuscol && cell[namecol] == want { print cell[statuscol]; exit }
 ')
 case "$status" in
     Enabled | Active | enabled | active) ;;
