@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 
+import pulumi
 import pytest
 
 from freescout import modules as catalog
-from freescout import userdata
-from freescout.offline_plan import Evaluation, Registration
+from freescout import program, userdata
+from freescout.offline_plan import Evaluation, Registration, evaluate
 from freescout.provisioning import DIAL_ERROR_LIMIT, PER_DIAL_TIMEOUT
+from freescout.settings import InvalidConfig
+from operations.errors import UsageError
 from tests import program_mocks as pm
 
 INSTANCE = "aws:lightsail/instance:Instance"
@@ -255,3 +258,47 @@ def test_module_subset_in_dependency_order() -> None:
     names = [r.name for r in steps(ev) if "-module-" in r.name]
     assert names == ["freescout-module-customfields", "freescout-module-tags",
                      "freescout-module-workflows", "freescout-module-slack"], names
+
+
+def engine_style(values: dict) -> dict[str, str]:
+    """Config as the engine hands it to a program: every value a string (lists as JSON)."""
+    def text(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return v if isinstance(v, str) else json.dumps(v)
+    return {k: text(v) for k, v in values.items()}
+
+
+def via_main(values: dict, secret_keys: set[str]):
+    """A `define` that runs program.main() (what __main__.py runs) on runtime config."""
+    def define(settings, private_key):
+        pulumi.runtime.set_all_config(engine_style(values), sorted(secret_keys))
+        program.main()
+        return {}
+    return define
+
+
+def test_main_reads_the_stack_config_from_the_runtime(tmp_path) -> None:
+    key = tmp_path / "lightsail.pem"
+    key.write_text("TEST PRIVATE KEY FILE")
+    values, secret_keys = pm.prod_config(ssh_private_key_path=str(key), protect=False)
+    ev = evaluate(pm.prod_settings(), define=via_main(values, secret_keys))
+    assert ev.one(INSTANCE).protect is False, ev.one(INSTANCE).urn
+    assert len([r for r in ev.by_type(REMOTE) if "-module-" in r.name]) == 10
+    for step in ev.by_type(REMOTE):
+        assert step.secret_inputs["connection"]["privateKey"] == "TEST PRIVATE KEY FILE", step.urn
+
+
+def test_main_refuses_bad_config_before_declaring_anything(tmp_path) -> None:
+    values, secret_keys = pm.prod_config(license_tags="REPLACE_WITH_TAGS_KEY", hostname="x")
+    with pytest.raises(InvalidConfig) as caught:
+        evaluate(pm.prod_settings(), define=via_main(values, secret_keys))
+    assert {p.key for p in caught.value.problems} == {"freescout:license_tags",
+                                                      "freescout:hostname"}
+
+
+def test_main_stops_an_update_without_the_private_key(tmp_path) -> None:
+    values, secret_keys = pm.prod_config(ssh_private_key_path=str(tmp_path / "absent.pem"))
+    with pytest.raises(UsageError) as caught:
+        evaluate(pm.prod_settings(), define=via_main(values, secret_keys))
+    assert "pulumi config set freescout:ssh_private_key_path" in caught.value.render()
