@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from operations.guard import Step
 
 # ---------------------------------------------------------------- Lightsail
 
@@ -92,7 +95,7 @@ class HttpProbe(Protocol):
 class PreviewResult:
     """A preview's steps (operations.guard.Step) and, when it failed, the engine's error text."""
 
-    steps: Sequence[object]
+    steps: Sequence["Step"]
     error: str | None = None
     change_summary: dict[str, int] = field(default_factory=dict)
 

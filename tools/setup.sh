@@ -33,6 +33,8 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 say "installing Python packages (requirements.txt)"
+# The editable install of the project needs a setuptools that builds wheels without the network.
+.venv/bin/pip install -q --disable-pip-version-check "setuptools==84.2.1" "wheel==0.48.0"
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
 .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 
