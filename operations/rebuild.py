@@ -16,7 +16,7 @@ Safety rules carried here rather than by a person:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -80,6 +80,8 @@ class Options:
     trigger: str = ""
     rollback_on_failure: bool = False
     postmortem_dir: Path = Path("docs/ops/postmortems")
+    # Type token -> guard role; None means the guard's own table of the real stack's types.
+    guard_roles: Mapping[str, object] | None = None
 
 
 @dataclass
@@ -254,7 +256,10 @@ class Rebuild:
             # Never leave the config unprotected between phases: a crash here must not leave a
             # stack whose next `pulumi up` would replace the instance.
             engine.set_protect(True)
-        report = guard.judge(preview.steps, errors=[preview.error] if preview.error else [])
+        roles = self.options.guard_roles or guard.KNOWN_TYPES
+        report = guard.judge(
+            preview.steps, errors=[preview.error] if preview.error else [], roles=roles  # type: ignore[arg-type]
+        )
         counts = dict(preview.change_summary or report.counts)
         self.journal.facts["plan_counts"] = counts
         self.journal.facts["verdict"] = report.verdict.name.lower()

@@ -1,0 +1,78 @@
+"""Production wiring: the real adapters for a stack, from its stack file and the environment.
+
+AWS credentials come from the usual boto3 chain (environment, profile, SSO); the Pulumi backend
+and passphrase from the operator's environment. Nothing here holds a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from operations.errors import UsageError
+from operations.progress import Progress
+from operations.rebuild import Adapters, Target
+from operations.retry import Clock
+from operations.stack_file import config_value
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_RESOURCE = "freescout-instance"  # the instance's logical name in the program
+KNOWN_HOSTS = PROJECT_ROOT / ".runs" / "known_hosts"  # the tool's own, never ~/.ssh/known_hosts
+
+
+def production_adapters(target: Target, args: argparse.Namespace) -> Adapters:
+    import boto3
+
+    from operations.engine import for_project
+    from operations.host import SshHost
+    from operations.http_probe import UrllibProbe
+    from operations.lightsail import BotoLightsail
+    from operations.ssh import OpenSshShell
+
+    stack = target.stack
+    region = str(config_value(PROJECT_ROOT, stack, "aws:region", "us-east-1"))
+    ssh_user = str(config_value(PROJECT_ROOT, stack, "freescout:ssh_user", "admin"))
+    key_setting = config_value(PROJECT_ROOT, stack, "freescout:ssh_private_key_path")
+    if not key_setting:
+        raise UsageError(
+            "no SSH key configured for the stack",
+            hint=f"pulumi config set --stack {stack} freescout:ssh_private_key_path <path>",
+        )
+    key_path = Path(str(key_setting)).expanduser()
+    if not key_path.is_file():
+        raise UsageError(
+            f"SSH private key {key_path} does not exist",
+            hint="put the Lightsail key pair's private key there (chmod 600), or "
+            f"pulumi config set --stack {stack} freescout:ssh_private_key_path <path>",
+        )
+    progress = Progress()
+    clock = Clock()
+    lightsail = BotoLightsail(
+        boto3.client("lightsail", region_name=region), clock, on_retry=progress.say
+    )
+    static_ip = lightsail.get_static_ip(target.static_ip_name)
+    if static_ip is None or not static_ip.ip_address:
+        raise UsageError(
+            f"static IP {target.static_ip_name} not found in {region}",
+            hint="check the region and the AWS credentials in this shell",
+        )
+    KNOWN_HOSTS.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    shell = OpenSshShell(
+        host=static_ip.ip_address,
+        user=ssh_user,
+        identity_file=key_path,
+        known_hosts=KNOWN_HOSTS,
+        clock=clock,
+        on_progress=progress.say,
+    )
+    engine = for_project(
+        PROJECT_ROOT, stack_name=stack, instance=INSTANCE_RESOURCE, on_progress=progress.say
+    )
+    return Adapters(
+        engine=engine,
+        lightsail=lightsail,
+        host=SshHost(lightsail=lightsail, shell=shell, progress=progress, clock=clock),
+        http=UrllibProbe(),
+        progress=progress,
+        clock=clock,
+    )
