@@ -12,14 +12,14 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from operations.errors import UsageError
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     """The phases of the rebuild cycle, in order."""
 
     PREFLIGHT = "preflight"
@@ -34,14 +34,14 @@ class Phase(str, Enum):
 PHASES: tuple[Phase, ...] = tuple(Phase)
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
 
 
-class RunState(str, Enum):
+class RunState(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     STOPPED = "stopped"  # a check said no; nothing changed

@@ -81,7 +81,9 @@ class CommandResult:
 
 
 class RemoteShell(Protocol):
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float = 120) -> CommandResult: ...
+    def run(
+        self, command: str, *, stdin: bytes | None = None, timeout: float = 120
+    ) -> CommandResult: ...
 
 
 class HttpProbe(Protocol):
@@ -95,7 +97,7 @@ class HttpProbe(Protocol):
 class PreviewResult:
     """A preview's steps (operations.guard.Step) and, when it failed, the engine's error text."""
 
-    steps: Sequence["Step"]
+    steps: Sequence[Step]
     error: str | None = None
     change_summary: dict[str, int] = field(default_factory=dict)
 

@@ -28,7 +28,7 @@ class PostmortemFacts:
 
 
 def plan_summary(counts: Mapping[str, int]) -> str:
-    """"N add, N change, N destroy" as the runbook counts them; a replace is one add and one destroy."""
+    """The runbook's "N add, N change, N destroy"; a replace is one add and one destroy."""
     replace = counts.get("replace", 0)
     add = counts.get("create", 0) + replace
     change = counts.get("update", 0)

@@ -258,7 +258,9 @@ class Rebuild:
             engine.set_protect(True)
         roles = self.options.guard_roles or guard.KNOWN_TYPES
         report = guard.judge(
-            preview.steps, errors=[preview.error] if preview.error else [], roles=roles  # type: ignore[arg-type]
+            preview.steps,
+            errors=[preview.error] if preview.error else [],
+            roles=roles,  # type: ignore[arg-type]
         )
         counts = dict(preview.change_summary or report.counts)
         self.journal.facts["plan_counts"] = counts
@@ -484,7 +486,9 @@ class Rebuild:
             urn = getattr(engine, "instance_urn", None)
             target = urn() if callable(urn) else None
             if target:
-                self.a.progress.say("protect: the stack is not healthy; `up` targeted at the instance")
+                self.a.progress.say(
+                    "protect: the stack is not healthy; `up` targeted at the instance"
+                )
                 try:
                     engine.up(targets=[target])
                 except Exception as targeted_error:  # noqa: BLE001
@@ -525,11 +529,15 @@ class Rebuild:
         lines.append(f"  pre-rebuild snapshot: {snapshot or 'none'} ({snapshot_state})")
         if path:
             lines.append(f"  postmortem: {path}")
-        lines.append(f"  next: python scripts/rebuild.py --stack {self.target.stack} "
-                     f"--resume {journal.run_id}")
+        lines.append(
+            f"  next: python scripts/rebuild.py --stack {self.target.stack} "
+            f"--resume {journal.run_id}"
+        )
         if snapshot and journal.status(Phase.REPLACE) is not Status.PENDING:
-            lines.append(f"  or roll back: python scripts/restore.py --stack {self.target.stack} "
-                         f"--snapshot {snapshot}")
+            lines.append(
+                f"  or roll back: python scripts/restore.py --stack {self.target.stack} "
+                f"--snapshot {snapshot}"
+            )
         journal.note(f"run failed: {error.message}")
         code = error.exit_code if protected is not False else exitcodes.UNSAFE
         if isinstance(error, UsageError):

@@ -1,4 +1,4 @@
-"""Command line of scripts/rebuild.py: parse arguments, wire adapters, run, turn errors into codes."""
+"""Command line of scripts/rebuild.py: parse arguments, wire adapters, run, map errors to codes."""
 
 from __future__ import annotations
 
@@ -66,23 +66,32 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--yes", action="store_true", help="do not ask before the replacement")
     parser.add_argument("--dry-run", action="store_true", help="run phases 1-2 only")
     parser.add_argument(
-        "--resume", nargs="?", const="latest", metavar="RUN",
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="RUN",
         help="continue an unfinished run (default: the latest one of the stack)",
     )
     parser.add_argument("--trigger", default="", help="why this rebuild happens (postmortem)")
     parser.add_argument(
-        "--backup-taken", action="store_true",
+        "--backup-taken",
+        action="store_true",
         help="the database was dumped: let a stack with real tickets pass the data check",
     )
     parser.add_argument(
-        "--rollback-on-failure", action="store_true",
+        "--rollback-on-failure",
+        action="store_true",
         help="when verification fails, restore from the run's pre-rebuild snapshot",
     )
-    parser.add_argument("--runs-dir", type=Path, default=PROJECT_ROOT / ".runs",
-                        help=argparse.SUPPRESS)
-    parser.add_argument("--postmortem-dir", type=Path,
-                        default=PROJECT_ROOT / "docs" / "ops" / "postmortems",
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--runs-dir", type=Path, default=PROJECT_ROOT / ".runs", help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--postmortem-dir",
+        type=Path,
+        default=PROJECT_ROOT / "docs" / "ops" / "postmortems",
+        help=argparse.SUPPRESS,
+    )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
@@ -119,16 +128,21 @@ def main(
     stream = sys.stdout if outcome.exit_code == exitcodes.OK else sys.stderr
     print(outcome.message, file=stream)
     if args.json:
-        print(json.dumps({
-            "exit_code": outcome.exit_code,
-            "state": outcome.state.value,
-            "postmortem": str(outcome.postmortem) if outcome.postmortem else None,
-        }))
+        print(
+            json.dumps(
+                {
+                    "exit_code": outcome.exit_code,
+                    "state": outcome.state.value,
+                    "postmortem": str(outcome.postmortem) if outcome.postmortem else None,
+                }
+            )
+        )
     return outcome.exit_code
 
 
-def _run(args: argparse.Namespace, adapter_factory: AdapterFactory | None,
-         project_root: Path) -> Outcome:
+def _run(
+    args: argparse.Namespace, adapter_factory: AdapterFactory | None, project_root: Path
+) -> Outcome:
     from operations.stack_file import load_target
 
     target = load_target(project_root, args.stack)

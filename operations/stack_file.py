@@ -42,8 +42,10 @@ def load_target(project_root: Path, stack: str) -> Target:
             problems.append(f"pulumi config set --stack {stack} {NAMESPACE}:{key} <value>")
             return ""
         if isinstance(found, str) and found.startswith("REPLACE_WITH_"):
-            problems.append(f"pulumi config set --stack {stack} {NAMESPACE}:{key} <value>"
-                            " (the file holds a placeholder)")
+            problems.append(
+                f"pulumi config set --stack {stack} {NAMESPACE}:{key} <value>"
+                " (the file holds a placeholder)"
+            )
             return ""
         return str(found)
 
@@ -53,8 +55,10 @@ def load_target(project_root: Path, stack: str) -> Target:
         target_modules = [m.strip() for m in target_modules.split(",") if m.strip()]
     unknown = catalog.unknown(target_modules)
     if unknown:
-        problems.append(f"unknown module(s) {', '.join(unknown)} in {NAMESPACE}:modules "
-                        f"(known: {', '.join(catalog.SHORT_NAMES)})")
+        problems.append(
+            f"unknown module(s) {', '.join(unknown)} in {NAMESPACE}:modules "
+            f"(known: {', '.join(catalog.SHORT_NAMES)})"
+        )
     target = Target(
         stack=stack,
         instance_name=value("instance_name"),

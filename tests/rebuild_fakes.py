@@ -14,15 +14,19 @@ from dataclasses import dataclass, field
 
 from operations.errors import OpsError, TransientError
 from operations.guard import Step
-from operations.ports import InstanceInfo, PreviewResult, SnapshotInfo, StaticIpInfo, UpResult
 from operations.host_checks import DataCheck, DataState
+from operations.ports import InstanceInfo, PreviewResult, SnapshotInfo, StaticIpInfo, UpResult
 
 PROJECT = "urn:pulumi:prod::freescout::"
 INSTANCE_URN = PROJECT + "raxx:freescout:Host$aws:lightsail/instance:Instance::raxx-tickets"
-PORTS_URN = (PROJECT + "raxx:freescout:Host$aws:lightsail/instancePublicPorts:"
-             "InstancePublicPorts::raxx-tickets-ports")
-ATTACH_URN = (PROJECT + "raxx:freescout:Host$aws:lightsail/staticIpAttachment:"
-              "StaticIpAttachment::raxx-tickets-ip-attachment")
+PORTS_URN = (
+    PROJECT + "raxx:freescout:Host$aws:lightsail/instancePublicPorts:"
+    "InstancePublicPorts::raxx-tickets-ports"
+)
+ATTACH_URN = (
+    PROJECT + "raxx:freescout:Host$aws:lightsail/staticIpAttachment:"
+    "StaticIpAttachment::raxx-tickets-ip-attachment"
+)
 STATIC_IP_URN = PROJECT + "raxx:freescout:Host$aws:lightsail/staticIp:StaticIp::raxx-tickets-ip"
 DNS_URN = PROJECT + "raxx:freescout:Dns$cloudflare:index/dnsRecord:DnsRecord::tickets"
 COMMAND_URN = PROJECT + "raxx:freescout:Provisioning$command:remote:Command::configure"
@@ -60,8 +64,12 @@ class FakeEngine:
         if self.needs_replace:
             if self.state_protect and self.config_protect:
                 return PreviewResult(steps=steps, error=PROTECTION_ERROR)
-            steps += [Step(INSTANCE_URN, "replace"), Step(PORTS_URN, "replace"),
-                      Step(ATTACH_URN, "replace"), Step(COMMAND_URN, "replace")]
+            steps += [
+                Step(INSTANCE_URN, "replace"),
+                Step(PORTS_URN, "replace"),
+                Step(ATTACH_URN, "replace"),
+                Step(COMMAND_URN, "replace"),
+            ]
             return PreviewResult(steps=steps, change_summary={"replace": 4, "same": 2})
         steps += [Step(INSTANCE_URN, "same"), Step(COMMAND_URN, "same")]
         return PreviewResult(steps=steps, change_summary={"same": 4})
@@ -168,14 +176,17 @@ class FakeHost:
 
     def wait_cloud_init_done(self) -> str:
         if self.cloud_init_error:
-            raise OpsError("cloud-init finished with an error on the new instance",
-                           cause=self.cloud_init_error)
+            raise OpsError(
+                "cloud-init finished with an error on the new instance", cause=self.cloud_init_error
+            )
         return "cloud-init done"
 
     def require_modules_active(self, aliases) -> str:
         if not self.modules_ok:
-            raise OpsError("not every configured FreeScout module is active",
-                           cause="not active: workflows (Disabled)")
+            raise OpsError(
+                "not every configured FreeScout module is active",
+                cause="not active: workflows (Disabled)",
+            )
         return f"{len(aliases)} active"
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from operations import exitcodes
+from operations.host_checks import DataCheck, DataState
 from operations.journal import Journal, JournalStore, Phase, RunState, Status
 from operations.progress import SilentProgress
-from operations.host_checks import DataCheck, DataState
 from operations.rebuild import Adapters, Options, Rebuild, Target, Timing
 from operations.retry import Backoff, Clock
 from tests.rebuild_fakes import FakeEngine, FakeHost, FakeHttp, FakeLightsail
@@ -26,8 +26,11 @@ TARGET = Target(
     module_aliases=("tags", "customfields", "workflows"),
 )
 FAST = Timing(
-    snapshot_deadline=5, up_attempts=3, up_retry_pause=0.0,
-    site_deadline=5, poll_backoff=Backoff(first=0.0, factor=1.0, maximum=0.0),
+    snapshot_deadline=5,
+    up_attempts=3,
+    up_retry_pause=0.0,
+    site_deadline=5,
+    poll_backoff=Backoff(first=0.0, factor=1.0, maximum=0.0),
 )
 
 
@@ -49,16 +52,24 @@ class World:
 
     def adapters(self) -> Adapters:
         return Adapters(
-            engine=self.engine, lightsail=self.lightsail, host=self.host, http=self.http,
-            progress=self.progress, clock=Clock(now=lambda: 0.0, sleep=self.sleeps.append),
+            engine=self.engine,
+            lightsail=self.lightsail,
+            host=self.host,
+            http=self.http,
+            progress=self.progress,
+            clock=Clock(now=lambda: 0.0, sleep=self.sleeps.append),
             wall_clock=lambda: datetime(2026, 12, 3, 17, 0, 0, tzinfo=UTC),
             confirm=lambda question: self.answer,
         )
 
     def run(self, journal: Journal | None = None, **options):
         journal = journal or self.store.new("prod")
-        rebuild = Rebuild(TARGET, self.adapters(), journal,
-                          Options(postmortem_dir=self.tmp / "postmortems", **options))
+        rebuild = Rebuild(
+            TARGET,
+            self.adapters(),
+            journal,
+            Options(postmortem_dir=self.tmp / "postmortems", **options),
+        )
         rebuild.timing = FAST
         return rebuild.run(), journal
 
@@ -92,9 +103,10 @@ def test_protect_is_off_only_for_the_replacing_up(tmp_path):
     assert calls[replace_off + 2] == "set_protect(True)"
 
 
-@pytest.mark.parametrize("state,users,conversations", [(DataState.HAS_DATA, 1, 3),
-                                                       (DataState.HAS_DATA, 2, 0),
-                                                       (DataState.UNKNOWN, None, None)])
+@pytest.mark.parametrize(
+    "state,users,conversations",
+    [(DataState.HAS_DATA, 1, 3), (DataState.HAS_DATA, 2, 0), (DataState.UNKNOWN, None, None)],
+)
 def test_data_on_the_host_stops_before_any_change(tmp_path, state, users, conversations):
     world = World(tmp_path)
     world.host.data = DataCheck(state, conversations, users, "ERROR 1146")

@@ -45,11 +45,19 @@ STANDIN_ROLES = {
     "pulumi-python:dynamic/standin:Command": guard.Role.PROVISIONING,
 }
 TARGET = Target(
-    stack="prod", instance_name="raxx-tickets", static_ip_name="raxx-tickets-ip",
-    hostname="tickets.raxx.app", module_aliases=("tags",),
+    stack="prod",
+    instance_name="raxx-tickets",
+    static_ip_name="raxx-tickets-ip",
+    hostname="tickets.raxx.app",
+    module_aliases=("tags",),
 )
-FAST = Timing(snapshot_deadline=5, up_attempts=2, up_retry_pause=0.0, site_deadline=5,
-              poll_backoff=Backoff(first=0.0, factor=1.0, maximum=0.0))
+FAST = Timing(
+    snapshot_deadline=5,
+    up_attempts=2,
+    up_retry_pause=0.0,
+    site_deadline=5,
+    poll_backoff=Backoff(first=0.0, factor=1.0, maximum=0.0),
+)
 
 
 class CrashAfter(BaseException):
@@ -62,27 +70,41 @@ class StandinWorld:
         self.stack = standin_stack(root, cli, stack_name=name)
         self.stack.set_config("standin:db_password", auto.ConfigValue(SECRET, secret=True))
         self.progress = SilentProgress()
-        self.engine = AutomationEngine(self.stack, instance=INSTANCE_RESOURCE,
-                                       on_progress=self.progress.say)
+        self.engine = AutomationEngine(
+            self.stack, instance=INSTANCE_RESOURCE, on_progress=self.progress.say
+        )
         self.lightsail = FakeLightsail()
         self.store = JournalStore(root / "runs")
         self.postmortems = root / "postmortems"
         self.engine.up()
 
     def ids(self, kind: str) -> list[str]:
-        return sorted(i for i, r in cloud.read(self.paths.cloud)["resources"].items()
-                      if r["kind"] == kind)
+        return sorted(
+            i for i, r in cloud.read(self.paths.cloud)["resources"].items() if r["kind"] == kind
+        )
 
     def run(self, journal: Journal | None = None, **options) -> tuple:
         journal = journal or self.store.new("prod")
         adapters = Adapters(
-            engine=self.engine, lightsail=self.lightsail, host=FakeHost(), http=FakeHttp(),
-            progress=self.progress, clock=Clock(now=lambda: 0.0, sleep=lambda s: None),
+            engine=self.engine,
+            lightsail=self.lightsail,
+            host=FakeHost(),
+            http=FakeHttp(),
+            progress=self.progress,
+            clock=Clock(now=lambda: 0.0, sleep=lambda s: None),
             wall_clock=lambda: datetime.now(UTC),
         )
-        rebuild = Rebuild(TARGET, adapters, journal,
-                          Options(postmortem_dir=self.postmortems, guard_roles=STANDIN_ROLES,
-                                  trigger="user_data drift", **options))
+        rebuild = Rebuild(
+            TARGET,
+            adapters,
+            journal,
+            Options(
+                postmortem_dir=self.postmortems,
+                guard_roles=STANDIN_ROLES,
+                trigger="user_data drift",
+                **options,
+            ),
+        )
         rebuild.timing = FAST
         return rebuild.run(), journal
 
