@@ -37,14 +37,15 @@ command. --dry-run runs 1-2 only and prints what 3-7 would do.
 """
 
 EPILOG = f"""\
-exit codes:
-  {exitcodes.OK}   rebuild finished (or dry run passed)
-  {exitcodes.FAILED}   a phase failed; the instance is protected; resume or roll back as printed
-  {exitcodes.USAGE}   bad arguments or stack configuration; nothing changed
-  {exitcodes.STOPPED}   a check said no (data on the host, plan not a rebuild, forbidden plan,
-      operator declined); nothing changed
-  {exitcodes.LOCKED}   another update holds the stack's lock; nothing changed
-  {exitcodes.UNSAFE}   failed AND the instance could not be confirmed protected: act now
+exit codes (operations/exitcodes.py):
+  {exitcodes.OK}  OK        rebuild finished (or dry run passed)
+  {exitcodes.FAILED}  FAILED    a phase failed; the instance is protected; resume or roll back
+                as printed
+  {exitcodes.USAGE}  USAGE     bad arguments or stack configuration; nothing changed
+  {exitcodes.STOPPED}  STOPPED   a check said no (data on the host, plan not a rebuild, forbidden
+                plan, operator declined); nothing changed
+  {exitcodes.LOCKED}  LOCKED    another update holds the stack's lock; nothing changed
+  {exitcodes.UNSAFE}  UNSAFE    failed AND the instance could not be confirmed protected: act now
 
 examples:
   python scripts/rebuild.py --stack prod --dry-run
