@@ -12,8 +12,12 @@
    instance's ARN and creation time in their triggers, as freescout/provisioning.py does.
    `CloudLightsail` is ports.Lightsail over the same JSON cloud, so a restore creates the instance
    the engine then reads. What this does NOT prove: what the real pulumi-aws provider returns
-   from Read (that it keeps user_data from the prior state is the bridge's documented behaviour
-   for properties the API does not return, not tested here), and anything about real networking.
+   from Read (that it carries user_data forward from the prior state, because Lightsail's API
+   does not report it, is an assumption stated in operations/restore.py, not tested here), and
+   anything about real networking.
+
+3. `MemoryState` is the restore's state step in memory: order and error paths only, nothing about
+   the engine.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ import pulumi
 import pulumi.dynamic as dyn
 from pulumi import automation as auto
 
-from operations.errors import TransientError
+from operations.errors import OpsError, TransientError
 from operations.ports import InstanceInfo, SnapshotInfo, StaticIpInfo
+from operations.restore import Situation, StateCheck, StateReport
 from tests.engine_project import cloud
 from tests.engine_project.providers import (
     PLUMBING,
@@ -392,3 +397,47 @@ def delete_instance_in_cloud(state_dir: str | os.PathLike[str], name: str) -> No
 
 def instance_record(state_dir: str | os.PathLike[str], name: str = INSTANCE_NAME) -> dict | None:
     return cloud.read(state_dir)["resources"].get(name)
+
+
+# ---------------------------------------------------------------- in-memory state step
+
+
+@dataclass
+class MemoryState:
+    """operations.restore.StateStep in memory: records calls, can refuse, be locked or fail.
+
+    It does NOT prove anything about the engine (tests/test_restore_engine.py does that); it lets
+    the restore's order and error paths be tested without one."""
+
+    situation: Situation = Situation.IN_STATE
+    check_error: OpsError | None = None
+    lock_error: OpsError | None = None
+    reconcile_error: OpsError | None = None
+    instance_op: str = "same"
+    calls: list[str] = field(default_factory=list)
+
+    def check(self) -> StateCheck:
+        self.calls.append("check")
+        if self.check_error:
+            raise self.check_error
+        return StateCheck(
+            self.situation,
+            "urn:pulumi:prod::freescout::x$aws:lightsail/instance:Instance::freescout-instance",
+        )
+
+    def probe_lock(self) -> None:
+        self.calls.append("probe_lock")
+        if self.lock_error:
+            raise self.lock_error
+
+    def reconcile(self) -> StateReport:
+        self.calls.append("reconcile")
+        if self.reconcile_error:
+            raise self.reconcile_error
+        urn = self.check().instance_urn
+        return StateReport(
+            situation=self.situation,
+            instance_urn=urn,
+            refreshed=(urn,),
+            instance_op=self.instance_op,
+        )
