@@ -89,6 +89,14 @@ def rollback_instance_name(target: Target) -> str:
     return f"{target.instance_name}{ROLLBACK_SUFFIX}"
 
 
+def name_for_rollback(target: Target, lightsail: Lightsail) -> str | None:
+    """For the rebuild driver: None when the stack's own name is free (restore under it, with the
+    state step), else `<instance>-rollback` (restore beside the failed instance, state left)."""
+    if lightsail.get_instance(target.instance_name) is None:
+        return None
+    return rollback_instance_name(target)
+
+
 # ---------------------------------------------------------------- listing
 
 
@@ -1031,6 +1039,7 @@ __all__ = [
     "execute_restore",
     "list_restore_points",
     "load_saved_entry",
+    "name_for_rollback",
     "plan_restore",
     "render_restore_points",
     "restore_from_snapshot",

@@ -45,9 +45,10 @@ With --snapshot NAME:
   3. attach the static IP to it (DNS points at the static IP, so the name follows)
   4. bring the Pulumi state in line: put the instance's entry back if needed, clear the flag a
      failed replacement leaves, refresh the instance, its ports and attachment, keep provisioning
-     from re-running on the restored host, protect bit on; then a preview must not replace the
-     instance. With --instance-name (a rollback beside a failed instance) the state is left alone
-     and the output says what to do next.
+     from re-running on the restored host, protect bit on; then a preview confirms the instance
+     is not replaced (when the program itself still differs from the snapshot, e.g. an unreverted
+     rebuild change, the output says so; the instance stays protected). With --instance-name (a
+     rollback beside a failed instance) the state is left alone and the output says what next.
 """
 
 EPILOG = f"""\

@@ -477,3 +477,11 @@ def test_cli_options_that_need_a_snapshot(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--finish"])
     assert done.value.code == exitcodes.USAGE
+
+
+def test_name_for_rollback_prefers_the_stacks_own_name_when_free():
+    from operations.restore import name_for_rollback
+
+    assert name_for_rollback(TARGET, lightsail()) is None
+    taken = lightsail(instances={"raxx-tickets": "running"})
+    assert name_for_rollback(TARGET, taken) == "raxx-tickets-rollback"

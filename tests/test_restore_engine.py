@@ -22,7 +22,7 @@ from pulumi import automation as auto
 
 from operations import guard
 from operations.engine import AutomationEngine
-from operations.errors import StackLocked
+from operations.errors import OpsError, StackLocked, UsageError
 from operations.progress import SilentProgress
 from operations.rebuild import Target
 from operations.restore import (
@@ -60,9 +60,16 @@ ROLES = {
     "pulumi-python:dynamic/standin:DnsRecord": guard.Role.DNS_RECORD,
     "pulumi-python:dynamic/standin:Command": guard.Role.PROVISIONING,
 }
-TARGET = Target(stack=STACK, instance_name=INSTANCE_NAME, static_ip_name=STATIC_IP_NAME,
-                hostname="tickets.raxx.app", module_aliases=())
-INSTANCE_URN = f"urn:pulumi:{STACK}::{PROJECT}::pulumi-python:dynamic/standin:Instance::{INSTANCE_NAME}"
+TARGET = Target(
+    stack=STACK,
+    instance_name=INSTANCE_NAME,
+    static_ip_name=STATIC_IP_NAME,
+    hostname="tickets.raxx.app",
+    module_aliases=(),
+)
+INSTANCE_URN = (
+    f"urn:pulumi:{STACK}::{PROJECT}::pulumi-python:dynamic/standin:Instance::{INSTANCE_NAME}"
+)
 
 
 class World:
@@ -70,10 +77,12 @@ class World:
         self.paths = StandinPaths(root)
         self.stack = restorable_stack(root, cli, stack_name=STACK)
         self.lines: list[str] = []
-        self.engine = AutomationEngine(self.stack, instance=INSTANCE_NAME,
-                                       on_progress=self.lines.append)
-        self.lightsail = CloudLightsail(state_dir=str(self.paths.cloud),
-                                        snapshots={SNAP: snapshot(SNAP)})
+        self.engine = AutomationEngine(
+            self.stack, instance=INSTANCE_NAME, on_progress=self.lines.append
+        )
+        self.lightsail = CloudLightsail(
+            state_dir=str(self.paths.cloud), snapshots={SNAP: snapshot(SNAP)}
+        )
         self.progress = SilentProgress()
 
     def entry(self, urn: str = INSTANCE_URN) -> dict | None:
@@ -85,9 +94,15 @@ class World:
         return [r for r in resources if r["type"].endswith(":Command")]
 
     def restore(self, saved: dict | None = None):
-        state = PulumiStateStep(self.engine, saved=saved, roles=ROLES, on_progress=self.lines.append)
+        state = PulumiStateStep(
+            self.engine, saved=saved, roles=ROLES, on_progress=self.lines.append
+        )
         return restore_from_snapshot(
-            TARGET, SNAP, lightsail=self.lightsail, state=state, progress=self.progress,
+            TARGET,
+            SNAP,
+            lightsail=self.lightsail,
+            state=state,
+            progress=self.progress,
             clock=Clock(now=lambda: 0.0, sleep=lambda _s: None),
         )
 
@@ -148,9 +163,9 @@ def test_instance_missing_from_state_comes_back_from_the_saved_copy(world, tmp_p
     assert world.entry() is None
 
     # Without the copy the restore refuses before changing anything.
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(UsageError) as refused:
         world.restore()
-    assert "--state-from" in (getattr(refused.value, "hint", "") or "")
+    assert "--state-from" in (refused.value.hint or "")
     assert world.lightsail.changes == []
 
     result = world.restore(saved=load_saved_entry(saved_path, STACK))
@@ -167,7 +182,7 @@ def test_failed_rebuild_pending_replacement_then_program_reverted(world):
     world.engine.set_protect(False)
     world.stack.set_config("freescout:user_data_version", auto.ConfigValue("2"))
     (world.paths.cloud / FAIL_CREATE_FILE).write_text("fail")
-    with pytest.raises(Exception):
+    with pytest.raises(OpsError, match="could not create the instance"):
         world.engine.up()
     (world.paths.cloud / FAIL_CREATE_FILE).unlink()
     assert instance_record(world.paths.cloud) is None
@@ -192,8 +207,16 @@ def test_locked_stack_stops_before_any_change(world):
     locks = world.paths.backend / ".pulumi" / "locks" / "organization" / PROJECT / STACK
     locks.mkdir(parents=True, exist_ok=True)
     lock = locks / "c0ffee-other-update.json"
-    lock.write_text(json.dumps({"pid": 4242, "username": "ops", "hostname": "laptop",
-                                "timestamp": "2026-05-04T00:00:00Z"}))
+    lock.write_text(
+        json.dumps(
+            {
+                "pid": 4242,
+                "username": "ops",
+                "hostname": "laptop",
+                "timestamp": "2026-05-04T00:00:00Z",
+            }
+        )
+    )
     try:
         with pytest.raises(StackLocked) as caught:
             world.restore()
@@ -209,6 +232,5 @@ def test_saved_copy_is_checked(world, tmp_path):
     document = json.loads(path.read_text())
     assert document["resource"]["urn"] == INSTANCE_URN
     assert document["provider"]["type"].startswith("pulumi:providers:")
-    with pytest.raises(Exception, match="saved from stack"):
+    with pytest.raises(UsageError, match="saved from stack"):
         load_saved_entry(path, "prod")
-
