@@ -59,7 +59,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from operations import guard
+from operations import exitcodes, guard
 from operations.errors import DeadlineExceeded, OpsError, StoppedByCheck, UsageError
 from operations.ports import InstanceInfo, Lightsail, SnapshotInfo, StaticIpInfo
 from operations.progress import Progress
@@ -535,7 +535,7 @@ def execute_restore(
             lightsail.attach_static_ip(static_ip_name=t.static_ip_name, instance_name=name)
         ip = lightsail.get_static_ip(t.static_ip_name) or plan.static_ip
     except OpsError as error:
-        raise type(error)(
+        raise _after_change(error)(
             f"{error.message} (instance {name} was created from {plan.snapshot.name}; the static "
             "IP may not be attached to it yet)",
             cause=error.cause,
@@ -547,7 +547,7 @@ def execute_restore(
     try:
         report = state.reconcile()
     except OpsError as error:
-        raise type(error)(
+        raise _after_change(error)(
             f"{name} runs from {plan.snapshot.name} with the static IP attached, but the Pulumi "
             f"state step failed: {error.message}",
             cause=error.cause,
@@ -572,6 +572,11 @@ def execute_restore(
         next_steps=tuple(next_steps),
         notes=plan.notes,
     )
+
+
+def _after_change(error: OpsError) -> type[OpsError]:
+    # Once the instance exists, "nothing changed" exit codes (usage, stopped, locked) would lie.
+    return type(error) if type(error).exit_code == exitcodes.FAILED else OpsError
 
 
 def _rollback_result(plan: RestorePlan, ip: StaticIpInfo) -> RestoreResult:
@@ -811,6 +816,7 @@ class PulumiStateStep:
         urn = check.instance_urn
         entry = next(r for r in resources if r.get("urn") == urn and not r.get("delete"))
         old_identity = dict(entry.get("outputs") or {})
+        instance_id = entry.get("id")
         cleared = []
         for resource in [entry, *self._dependents(resources, urn)]:
             if resource.get("pendingReplacement"):
@@ -834,7 +840,7 @@ class PulumiStateStep:
             raise OpsError(
                 f"after the refresh the state of stack {self.stack.name} has no {_name(urn)}: "
                 "the provider could not find the restored instance",
-                hint=f"check the instance exists under the name in the state ({entry.get('id')})",
+                hint=f"aws lightsail get-instance --instance-name {instance_id}",
             )
         adopted = self._adopt_identity(resources, old_identity, dict(entry.get("outputs") or {}))
         if adopted:

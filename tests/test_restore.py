@@ -485,3 +485,11 @@ def test_name_for_rollback_prefers_the_stacks_own_name_when_free():
     assert name_for_rollback(TARGET, lightsail()) is None
     taken = lightsail(instances={"raxx-tickets": "running"})
     assert name_for_rollback(TARGET, taken) == "raxx-tickets-rollback"
+
+
+def test_locked_stack_after_the_instance_exists_is_a_failure_not_nothing_changed():
+    state = MemoryState(reconcile_error=StackLocked("stack prod is locked by another update"))
+    with pytest.raises(OpsError) as caught:
+        restore(lightsail(), state)
+    assert caught.value.exit_code == exitcodes.FAILED
+    assert "--finish" in (caught.value.hint or "")
