@@ -16,7 +16,7 @@ from operations.rebuild import Adapters
 from operations.rebuild_cli import main
 from operations.retry import Clock
 from tests.conftest import PROJECT_ROOT
-from tests.rebuild_fakes import FakeEngine, FakeHost, FakeHttp, FakeLightsail
+from tests.rebuild_fakes import FakeEngine, FakeHost, FakeHttp, FakeLightsail, SimulatedClock
 
 
 @pytest.fixture
@@ -34,9 +34,10 @@ class Factory:
 
     def __call__(self, target, args) -> Adapters:
         self.targets.append(target)
+        sim = SimulatedClock()
         return Adapters(engine=self.engine, lightsail=self.lightsail, host=FakeHost(),
                         http=FakeHttp(), progress=SilentProgress(),
-                        clock=Clock(now=lambda: 0.0, sleep=lambda s: None))
+                        clock=Clock(now=sim.now, sleep=sim.sleep))
 
 
 def run(project: Path, *argv: str, factory: Factory | None = None) -> int:

@@ -16,7 +16,7 @@ from operations.journal import Journal, JournalStore, Phase, RunState, Status
 from operations.progress import SilentProgress
 from operations.rebuild import Adapters, Options, Rebuild, Target, Timing
 from operations.retry import Backoff, Clock
-from tests.rebuild_fakes import FakeEngine, FakeHost, FakeHttp, FakeLightsail
+from tests.rebuild_fakes import FakeEngine, FakeHost, FakeHttp, FakeLightsail, SimulatedClock
 
 TARGET = Target(
     stack="prod",
@@ -30,7 +30,7 @@ FAST = Timing(
     up_attempts=3,
     up_retry_pause=0.0,
     site_deadline=5,
-    poll_backoff=Backoff(first=0.0, factor=1.0, maximum=0.0),
+    poll_backoff=Backoff(first=1.0, factor=1.0, maximum=1.0),
 )
 
 
@@ -47,7 +47,7 @@ class World:
         self.http = FakeHttp()
         self.progress = SilentProgress()
         self.store = JournalStore(tmp_path / "runs")
-        self.sleeps: list[float] = []
+        self.clock = SimulatedClock()
         self.answer = True
 
     def adapters(self) -> Adapters:
@@ -57,7 +57,7 @@ class World:
             host=self.host,
             http=self.http,
             progress=self.progress,
-            clock=Clock(now=lambda: 0.0, sleep=self.sleeps.append),
+            clock=Clock(now=self.clock.now, sleep=self.clock.sleep),
             wall_clock=lambda: datetime(2026, 12, 3, 17, 0, 0, tzinfo=UTC),
             confirm=lambda question: self.answer,
         )

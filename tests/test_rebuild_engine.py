@@ -30,7 +30,7 @@ from tests.conftest import find_tool, need
 from tests.engine_project import cloud
 from tests.engine_project.program import INSTANCE_RESOURCE
 from tests.engine_project.stack import StandinPaths, standin_stack
-from tests.rebuild_fakes import FakeHost, FakeHttp, FakeLightsail
+from tests.rebuild_fakes import FakeHost, FakeHttp, FakeLightsail, SimulatedClock
 
 pytestmark = pytest.mark.engine
 
@@ -56,7 +56,7 @@ FAST = Timing(
     up_attempts=2,
     up_retry_pause=0.0,
     site_deadline=5,
-    poll_backoff=Backoff(first=0.0, factor=1.0, maximum=0.0),
+    poll_backoff=Backoff(first=1.0, factor=1.0, maximum=1.0),
 )
 
 
@@ -85,13 +85,14 @@ class StandinWorld:
 
     def run(self, journal: Journal | None = None, **options) -> tuple:
         journal = journal or self.store.new("prod")
+        sim = SimulatedClock()
         adapters = Adapters(
             engine=self.engine,
             lightsail=self.lightsail,
             host=FakeHost(),
             http=FakeHttp(),
             progress=self.progress,
-            clock=Clock(now=lambda: 0.0, sleep=lambda s: None),
+            clock=Clock(now=sim.now, sleep=sim.sleep),
             wall_clock=lambda: datetime.now(UTC),
         )
         rebuild = Rebuild(
