@@ -18,7 +18,11 @@ class Host(pulumi.ComponentResource):
       replacement deletes before it creates;
     - the static IP is always protected: it must survive every rebuild (DNS points at it);
     - the public ports and the attachment are never protected and are replaced with the
-      instance (`replace_with`), so a rebuild re-opens the ports and re-attaches the IP.
+      instance (`replace_with`), so a rebuild re-opens the ports and re-attaches the IP. Their
+      inputs alone would not do it: the instance keeps its name. The engine honours the option
+      (checked on CLI v3.274.0 with SDK 3.272.0): with the instance's delete-before-replace,
+      both are deleted before the old instance and created after the new one; `depends_on`
+      alone leaves a dependent untouched.
     """
 
     def __init__(self, name: str, settings: Settings, user_data: str,

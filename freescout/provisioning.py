@@ -1,8 +1,13 @@
 """Provisioning over SSH: the chain of steps that turns a bootstrapped host into the help desk.
 
-Order (each step depends on the one before): wait-for-cloud-init, configure, pre-install
-snapshot, one step per enabled module in dependency order, cache clear, post-install snapshot.
+Order (each step depends on the one before): wait-for-ssh, wait-for-cloud-init, configure,
+pre-install snapshot, one step per enabled module in dependency order, cache clear, post-install
+snapshot.
 
+- wait-for-ssh is a `command:local:Command`: on the operator's machine, with the interpreter
+  that runs this program, `python -m freescout.wait_for_ssh` waits for the static IP's port 22
+  to answer with an SSH banner, pausing between attempts under a deadline (F6). The provider's
+  own dial retries do not pause, so a host that refuses connections would burn them at once.
 - Remote steps are `command:remote:Command` run as root under dash (freescout/templates/).
 - The two snapshot steps are `command:local:Command`: they run `aws lightsail
   create-instance-snapshot` on the operator's machine with the operator's credentials (the
@@ -21,7 +26,7 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_command as command
 
-from freescout import scripts
+from freescout import scripts, wait_for_ssh
 from freescout.host import Host
 from freescout.modules import Module
 from freescout.passwords import Secrets
@@ -35,6 +40,10 @@ from freescout.settings import Settings
 DIAL_ERROR_LIMIT = 40
 PER_DIAL_TIMEOUT = 15
 SNAPSHOT_DEADLINE_SECONDS = 1800
+SSH_PORT = 22
+# A fresh Lightsail instance answers on port 22 within a few minutes; 15 leaves room for a slow
+# boot without hanging a run for good.
+WAIT_FOR_SSH_DEADLINE_SECONDS = 900
 
 
 class Provisioning(pulumi.ComponentResource):
@@ -56,8 +65,9 @@ class Provisioning(pulumi.ComponentResource):
         self.steps: list[pulumi.CustomResource] = []
         first_after = [host.attachment, host.ports, *after]
 
+        self.wait_for_ssh = self._wait_for_ssh_step(host, after=first_after)
         self.wait = self._remote_step("wait-for-cloud-init", scripts.remote_command(
-            "wait_for_cloud_init"), after=first_after)
+            "wait_for_cloud_init"))
         self.configure = self._remote_step(
             "configure",
             scripts.remote_command("configure", settings.hostname, settings.admin_email,
@@ -99,6 +109,22 @@ class Provisioning(pulumi.ComponentResource):
             scripts.remote_command("module_install", module.alias, scripts.php("module_activate")),
             stdin=_lines(settings.license_for(module)),
         )
+
+    def _wait_for_ssh_step(self, host: Host,
+                           after: Sequence[pulumi.Resource]) -> command.local.Command:
+        create = pulumi.Output.from_input(host.static_ip.ip_address).apply(
+            lambda address: scripts.python_module_command(
+                wait_for_ssh.__name__, address, "--port", str(SSH_PORT),
+                "--deadline", str(WAIT_FOR_SSH_DEADLINE_SECONDS)))
+        resource = command.local.Command(
+            f"{self._base}-wait-for-ssh",
+            create=create,
+            triggers=self.triggers,
+            opts=pulumi.ResourceOptions(parent=self, protect=False,
+                                        depends_on=self._after_previous(after)),
+        )
+        self.steps.append(resource)
+        return resource
 
     def _snapshot_step(self, settings: Settings, label: str) -> command.local.Command:
         resource = command.local.Command(

@@ -8,6 +8,7 @@ secret (those come on the command's stdin), so nothing secret appears in a proce
 from __future__ import annotations
 
 import shlex
+import sys
 from importlib import resources
 
 REMOTE_SCRIPTS = ("wait_for_cloud_init", "configure", "module_install", "cache_clear")
@@ -48,3 +49,12 @@ def remote_command(name: str, *args: str) -> str:
 def local_command(name: str, *args: str) -> str:
     """The command line of a step on the operator's machine."""
     return sh_command(script(name), name.replace("_", "-"), *args)
+
+
+def python_module_command(module: str, *args: str, python: str | None = None) -> str:
+    """`PYTHON -m MODULE ARGS...` for a step on the operator's machine, quoted for sh.
+
+    PYTHON defaults to the interpreter running the Pulumi program (the operator's venv), where
+    the project's packages import; a bare `python3` might be another one without them.
+    """
+    return shlex.join([python or sys.executable, "-m", module, *args])

@@ -49,14 +49,14 @@ def test_text_plan_of_prod_shows_the_whole_stack(text_plan) -> None:
                          (1, "aws:lightsail/staticIpAttachment:StaticIpAttachment"),
                          (3, "aws:ssm/parameter:Parameter"),
                          (1, "cloudflare:index/dnsRecord:DnsRecord"),
-                         (13, "command:remote:Command"), (2, "command:local:Command")):
+                         (13, "command:remote:Command"), (3, "command:local:Command")):
         assert f"{count:>2} x {type_}" in out, type_
     assert "module installs: 10" in out
     assert "freescout-instance  [protect=yes, delete-before-replace=yes]" in out
     assert "freescout-static-ip  [protect=yes, delete-before-replace=no]" in out
     assert "freescout-ports  [protect=no, delete-before-replace=no]" in out
     order = [out.index(f"freescout-{step}  [") for step in (
-        "wait-for-cloud-init", "configure", "pre-install-snapshot", "module-tags",
+        "wait-for-ssh", "wait-for-cloud-init", "configure", "pre-install-snapshot", "module-tags",
         "module-workflows", "cache-clear", "post-install-snapshot")]
     assert order == sorted(order), "the chain prints in creation order"
 

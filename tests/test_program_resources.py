@@ -57,7 +57,7 @@ def test_exactly_the_resources_of_the_design(prod: Evaluation) -> None:
         **{c: 1 for c in COMPONENTS},
         INSTANCE: 1, PORTS: 1, STATIC_IP: 1, ATTACHMENT: 1,
         PASSWORD: 3, PARAMETER: 3, DNS: 1,
-        REMOTE: 13, LOCAL: 2,
+        REMOTE: 13, LOCAL: 3,
     }, counts
 
 
@@ -151,6 +151,7 @@ def test_provisioning_chain_order(prod: Evaluation) -> None:
     names = [r.name for r in chain]
     aliases = [m.alias for m in catalog.install_order(catalog.SHORT_NAMES)]
     assert names == [
+        "freescout-wait-for-ssh",
         "freescout-wait-for-cloud-init",
         "freescout-configure",
         "freescout-pre-install-snapshot",
@@ -163,8 +164,8 @@ def test_provisioning_chain_order(prod: Evaluation) -> None:
     first = chain[0]
     for type_ in (ATTACHMENT, PORTS, DNS):
         assert prod.one(type_).urn in first.depends_on, f"{first.urn} must wait for {type_}"
-    assert [r.type for r in chain].count(LOCAL) == 2
-    assert chain[2].type == LOCAL and chain[-1].type == LOCAL
+    assert [r.type for r in chain].count(LOCAL) == 3
+    assert chain[0].type == LOCAL and chain[3].type == LOCAL and chain[-1].type == LOCAL
 
 
 def test_workflows_after_tags_and_custom_fields(prod: Evaluation) -> None:
@@ -247,7 +248,8 @@ def test_empty_module_list_installs_nothing_but_keeps_the_chain() -> None:
     ev = pm.run(pm.prod_settings(modules="[]"))
     names = [r.name for r in steps(ev)]
     assert names == [
-        "freescout-wait-for-cloud-init", "freescout-configure", "freescout-pre-install-snapshot",
+        "freescout-wait-for-ssh", "freescout-wait-for-cloud-init", "freescout-configure",
+        "freescout-pre-install-snapshot",
         "freescout-cache-clear", "freescout-post-install-snapshot",
     ], names
     assert ev.outputs["modules"] == []

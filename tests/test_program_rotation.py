@@ -68,7 +68,7 @@ def test_a_new_instance_retriggers_every_step() -> None:
     first = pm.run(instance_generation=1)
     second = pm.run(instance_generation=2)
     names = [r.name for r in first.registrations if r.type in STEP_TYPES]
-    assert len(names) == 15
+    assert len(names) == 16
     for name in names:
         a, b = step(first, name), step(second, name)
         assert a.inputs["triggers"] != b.inputs["triggers"], f"{b.urn}: would not re-run"
