@@ -94,6 +94,10 @@ class Adapters:
     clock: Clock = field(default_factory=Clock)
     wall_clock: Callable[[], datetime] = utc_now
     confirm: Callable[[str], bool] = lambda question: True
+    # Saves the instance's state entry before the replacement (restore.py --state-from).
+    save_instance_state: Callable[[Path], object] | None = None
+    # Restores from the named snapshot and returns an account of it (--rollback-on-failure).
+    rollback: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -335,6 +339,7 @@ class Rebuild:
 
     def _replace(self) -> None:
         engine = self.a.engine
+        self._save_instance_state()
         self._protect_touched = True
         engine.set_protect(False)
         self.a.progress.say(f"replace: `up` with {self.target.instance_name} unprotected")
@@ -355,6 +360,20 @@ class Rebuild:
             on_retry=on_retry,
         )
         self.journal.facts["replace_counts"] = dict(result.change_summary)
+
+    def _save_instance_state(self) -> None:
+        """Keep a copy of the instance's state entry beside the journal, for a restore."""
+        if self.a.save_instance_state is None or self.journal.facts.get("instance_state"):
+            return
+        path = self.journal.path.parent / "instance-state.json"
+        try:
+            self.a.save_instance_state(path)
+        except Exception as error:  # noqa: BLE001 - the snapshot is the backup; this is a help
+            self.journal.note(f"replace: could not save the instance's state entry: {error}")
+            self.a.progress.say("replace: warning: the instance's state entry was not saved")
+            return
+        self.journal.facts["instance_state"] = str(path)
+        self.journal.save()
 
     def _reprotect(self) -> None:
         engine = self.a.engine
@@ -510,9 +529,12 @@ class Rebuild:
         protected = self._make_sure_protected(after_failure=True)
         journal.state = RunState.FAILED
         journal.facts["protected_after_failure"] = protected
+        rollback_text = self._rollback_if_asked(failed_phase)
         path = None
         if journal.status(Phase.REPLACE) is not Status.PENDING:
-            path = self._write_postmortem("partial", failure=error.message)
+            result = "rolled back" if journal.facts.get("rolled_back") else "partial"
+            failure = error.message + (f"\n\n{rollback_text}" if rollback_text else "")
+            path = self._write_postmortem(result, failure=failure)
         snapshot = journal.facts.get("snapshot_name")
         snapshot_state = self._snapshot_state(snapshot)
         lines = [error.render(), "", "where things stand:"]
@@ -527,6 +549,8 @@ class Rebuild:
                 "`pulumi config set freescout:protect true && pulumi up` now"
             )
         lines.append(f"  pre-rebuild snapshot: {snapshot or 'none'} ({snapshot_state})")
+        if rollback_text:
+            lines.append("  rollback: " + rollback_text.replace("\n", "\n    "))
         if path:
             lines.append(f"  postmortem: {path}")
         lines.append(
@@ -543,6 +567,27 @@ class Rebuild:
         if isinstance(error, UsageError):
             code = error.exit_code
         return Outcome(code, RunState.FAILED, "\n".join(lines), path)
+
+    def _rollback_if_asked(self, failed_phase: Phase | None) -> str | None:
+        """--rollback-on-failure: when verification failed, restore the pre-rebuild snapshot."""
+        if not self.options.rollback_on_failure or failed_phase is not Phase.VERIFY:
+            return None
+        snapshot = self.journal.facts.get("snapshot_name")
+        if self.a.rollback is None or not snapshot:
+            return "not possible: no restore adapter or no pre-rebuild snapshot"
+        self.a.progress.say(f"rollback: restoring from {snapshot}")
+        self.journal.note(f"rollback: restoring from {snapshot}")
+        try:
+            account = self.a.rollback(snapshot)
+        except OpsError as error:
+            self.journal.note(f"rollback failed: {error.message}")
+            return f"FAILED: {error.render()}"
+        except Exception as error:  # noqa: BLE001 - reported, the run has failed already
+            self.journal.note(f"rollback failed: {error}")
+            return f"FAILED: {type(error).__name__}: {error}"
+        self.journal.facts["rolled_back"] = True
+        self.journal.note("rollback: done")
+        return account
 
     def _snapshot_state(self, name: str | None) -> str:
         if not name:

@@ -650,7 +650,7 @@ def _wait_running(
 def save_instance_state(
     engine_or_stack: Any, path: str | os.PathLike[str], *, instance: str | None = None
 ) -> Path:
-    """Save the instance's state entry (and its provider's) to `path`, mode 0600, atomically.
+    """Save the instance's state entry (and its provider's identity) to `path`, mode 0600.
 
     The rebuild driver calls this before its replacement, e.g. into the run's journal folder;
     `scripts/restore.py --state-from FILE` puts the entry back when a failed rebuild left the state
@@ -673,7 +673,12 @@ def save_instance_state(
         "stack": stack.name,
         "saved_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "resource": entry,
-        "provider": provider,
+        # Only the provider's identity: its inputs hold the provider configuration (tokens),
+        # which has no place in a run's journal folder. A restore needs the provider to be in
+        # the state anyway (it refuses otherwise).
+        "provider": {k: provider[k] for k in ("urn", "id", "type") if k in provider}
+        if provider
+        else None,
     }
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,32 @@ def production_adapters(target: Target, args: argparse.Namespace) -> Adapters:
     engine = for_project(
         PROJECT_ROOT, stack_name=stack, instance=INSTANCE_RESOURCE, on_progress=progress.say
     )
+    def rollback(snapshot_name: str) -> str:
+        from operations.restore import (
+            PulumiStateStep,
+            name_for_rollback,
+            restore_from_snapshot,
+        )
+
+        # The failed instance still holds the name: restore beside it (the runbook's
+        # `<instance>-rollback`), leaving the state to the operator; else under the name.
+        new_name = name_for_rollback(target, lightsail)
+        result = restore_from_snapshot(
+            target,
+            snapshot_name,
+            lightsail=lightsail,
+            state=PulumiStateStep(engine) if new_name is None else None,
+            progress=progress,
+            clock=clock,
+            new_instance_name=new_name,
+        )
+        return result.render()
+
+    def save_instance_state(path: Path) -> object:
+        from operations.restore import save_instance_state as save
+
+        return save(engine, path)
+
     return Adapters(
         engine=engine,
         lightsail=lightsail,
@@ -75,4 +101,6 @@ def production_adapters(target: Target, args: argparse.Namespace) -> Adapters:
         http=UrllibProbe(),
         progress=progress,
         clock=clock,
+        save_instance_state=save_instance_state,
+        rollback=rollback,
     )

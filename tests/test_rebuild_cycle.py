@@ -298,3 +298,57 @@ def test_second_rebuild_same_day_appends_to_postmortem(tmp_path):
     assert outcome1.postmortem == outcome2.postmortem
     text = outcome2.postmortem.read_text()
     assert "Trigger: first" in text and "Trigger: second" in text
+
+
+def test_rollback_on_failure_restores_the_pre_rebuild_snapshot(tmp_path):
+    world = World(tmp_path)
+    world.host.modules_ok = False
+    restored: list[str] = []
+
+    def rollback(snapshot: str) -> str:
+        restored.append(snapshot)
+        return f"restored raxx-tickets-rollback from {snapshot}"
+
+    adapters = world.adapters()
+    adapters.rollback = rollback
+    journal = world.store.new("prod")
+    rebuild = Rebuild(TARGET, adapters, journal,
+                      Options(postmortem_dir=tmp_path / "pm", rollback_on_failure=True))
+    rebuild.timing = FAST
+    outcome = rebuild.run()
+    assert outcome.exit_code == exitcodes.FAILED
+    assert restored == [journal.facts["snapshot_name"]]
+    assert "restored raxx-tickets-rollback" in outcome.message
+    text = outcome.postmortem.read_text()
+    assert "Apply result: rolled back" in text and "restored raxx-tickets-rollback" in text
+
+
+def test_no_rollback_unless_verification_failed(tmp_path):
+    world = World(tmp_path, transient_failures=9)
+    called: list[str] = []
+    adapters = world.adapters()
+    adapters.rollback = called.append  # type: ignore[assignment]
+    rebuild = Rebuild(TARGET, adapters, world.store.new("prod"),
+                      Options(postmortem_dir=tmp_path / "pm", rollback_on_failure=True))
+    rebuild.timing = FAST
+    assert rebuild.run().exit_code == exitcodes.FAILED
+    assert called == [], "a failed replace is resumed, not rolled back"
+
+
+def test_instance_state_is_saved_beside_the_journal_before_the_replace(tmp_path):
+    world = World(tmp_path)
+    saved: list[Path] = []
+
+    def save(path: Path) -> None:
+        assert world.engine.generation == 1, "saved before the replacement"
+        path.write_text("{}")
+        saved.append(path)
+
+    adapters = world.adapters()
+    adapters.save_instance_state = save
+    journal = world.store.new("prod")
+    rebuild = Rebuild(TARGET, adapters, journal, Options(postmortem_dir=tmp_path / "pm"))
+    rebuild.timing = FAST
+    assert rebuild.run().exit_code == exitcodes.OK
+    assert saved == [journal.path.parent / "instance-state.json"]
+    assert journal.facts["instance_state"] == str(saved[0])

@@ -25,6 +25,7 @@ from operations.engine import AutomationEngine
 from operations.journal import Journal, JournalStore, Phase, RunState, Status
 from operations.progress import SilentProgress
 from operations.rebuild import Adapters, Options, Rebuild, Target, Timing
+from operations.restore import save_instance_state
 from operations.retry import Backoff, Clock
 from tests.conftest import find_tool, need
 from tests.engine_project import cloud
@@ -94,6 +95,7 @@ class StandinWorld:
             progress=self.progress,
             clock=Clock(now=sim.now, sleep=sim.sleep),
             wall_clock=lambda: datetime.now(UTC),
+            save_instance_state=lambda path: save_instance_state(self.engine, path),
         )
         rebuild = Rebuild(
             TARGET,
@@ -140,7 +142,10 @@ def test_full_cycle_replaces_the_instance_and_keeps_ip_and_dns(world):
     instance_ops = [op for op, kind, _id in log if kind == "Instance"]
     assert instance_ops[-2:] == ["delete", "create"], instance_ops
     assert journal.facts["verdict"] == "rebuild"
+    saved = Path(journal.facts["instance_state"]).read_text()
+    assert old_instance[0] in saved, "the pre-replacement entry was saved for a restore"
     assert SECRET not in everything_written(world, journal)
+    assert SECRET not in saved
 
 
 def test_no_replacement_needed_stops_without_change(world):
