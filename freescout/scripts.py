@@ -8,7 +8,6 @@ secret (those come on the command's stdin), so nothing secret appears in a proce
 from __future__ import annotations
 
 import shlex
-import sys
 from importlib import resources
 
 REMOTE_SCRIPTS = ("wait_for_cloud_init", "configure", "module_install", "cache_clear")
@@ -51,10 +50,16 @@ def local_command(name: str, *args: str) -> str:
     return sh_command(script(name), name.replace("_", "-"), *args)
 
 
-def python_module_command(module: str, *args: str, python: str | None = None) -> str:
-    """`PYTHON -m MODULE ARGS...` for a step on the operator's machine, quoted for sh.
+# The project's virtualenv when the step runs in the project folder (Pulumi starts providers
+# there), else the `python3` of the operator's activated virtualenv.
+_PICK_PYTHON = "if [ -x .venv/bin/python ]; then py=.venv/bin/python; else py=python3; fi; "
 
-    PYTHON defaults to the interpreter running the Pulumi program (the operator's venv), where
-    the project's packages import; a bare `python3` might be another one without them.
+
+def python_module_command(module: str, *args: str) -> str:
+    """`python -m MODULE ARGS...` for a step on the operator's machine, quoted for sh.
+
+    No absolute interpreter path goes into the command: it is an input of the step, and a path
+    that differs from machine to machine would show as a change in every preview run elsewhere
+    (pull-request checks) and re-run the step for nothing.
     """
-    return shlex.join([python or sys.executable, "-m", module, *args])
+    return _PICK_PYTHON + 'exec "$py" ' + shlex.join(["-m", module, *args])

@@ -10,12 +10,15 @@ command line the program builds (`sys.executable -m freescout.wait_for_ssh ...`)
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -193,8 +196,11 @@ def test_real_openssh_banner(sshd_server) -> None:
 
 
 def run_sh(command: str, cwd) -> subprocess.CompletedProcess[str]:
+    # As an operator's shell with the project's virtualenv activated (the README's set-up).
+    venv_bin = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ.get("PATH", "")}
     return subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
-                          cwd=cwd, timeout=60)
+                          cwd=cwd, env=env, timeout=60)
 
 
 def test_the_programs_command_line_runs_under_sh(tmp_path) -> None:
