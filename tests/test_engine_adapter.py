@@ -23,20 +23,12 @@ from operations.errors import OpsError, StackLocked, TransientError
 from tests.conftest import find_tool, need
 from tests.engine_project import cloud
 from tests.engine_project.program import INSTANCE_RESOURCE, PROJECT
+from tests.engine_project.roles import STANDIN_ROLES
 from tests.engine_project.stack import StandinPaths, standin_stack
 
 pytestmark = pytest.mark.engine
 
 SECRET = "Tr0ub4dor-standin-secret"
-STANDIN_ROLES = {
-    **guard.KNOWN_TYPES,
-    "pulumi-python:dynamic/standin:Instance": guard.Role.INSTANCE,
-    "pulumi-python:dynamic/standin:InstancePublicPorts": guard.Role.PORTS,
-    "pulumi-python:dynamic/standin:StaticIp": guard.Role.STATIC_IP,
-    "pulumi-python:dynamic/standin:StaticIpAttachment": guard.Role.ATTACHMENT,
-    "pulumi-python:dynamic/standin:DnsRecord": guard.Role.DNS_RECORD,
-    "pulumi-python:dynamic/standin:Command": guard.Role.PROVISIONING,
-}
 
 
 class Setup:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
-from operations import exitcodes, guard
+from operations import exitcodes
 from operations.engine import AutomationEngine
 from operations.journal import Journal, JournalStore, Phase, RunState, Status
 from operations.progress import SilentProgress
@@ -30,21 +30,13 @@ from operations.retry import Backoff, Clock
 from tests.conftest import find_tool, need
 from tests.engine_project import cloud
 from tests.engine_project.program import INSTANCE_RESOURCE
+from tests.engine_project.roles import STANDIN_ROLES
 from tests.engine_project.stack import StandinPaths, standin_stack
 from tests.rebuild_fakes import FakeHost, FakeHttp, FakeLightsail, SimulatedClock
 
 pytestmark = pytest.mark.engine
 
 SECRET = "S3cret-standin-db-pass-7f1c"
-STANDIN_ROLES = {
-    **guard.KNOWN_TYPES,
-    "pulumi-python:dynamic/standin:Instance": guard.Role.INSTANCE,
-    "pulumi-python:dynamic/standin:InstancePublicPorts": guard.Role.PORTS,
-    "pulumi-python:dynamic/standin:StaticIp": guard.Role.STATIC_IP,
-    "pulumi-python:dynamic/standin:StaticIpAttachment": guard.Role.ATTACHMENT,
-    "pulumi-python:dynamic/standin:DnsRecord": guard.Role.DNS_RECORD,
-    "pulumi-python:dynamic/standin:Command": guard.Role.PROVISIONING,
-}
 TARGET = Target(
     stack="prod",
     instance_name="raxx-tickets",

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
-from operations import guard
 from operations.engine import AutomationEngine
 from operations.errors import OpsError, StackLocked, UsageError
 from operations.progress import SilentProgress
@@ -34,6 +33,7 @@ from operations.restore import (
 )
 from operations.retry import Clock
 from tests.conftest import find_tool, need
+from tests.engine_project.roles import STANDIN_ROLES as ROLES
 from tests.engine_project.stack import StandinPaths
 from tests.restore_fakes import (
     FAIL_CREATE_FILE,
@@ -51,15 +51,6 @@ pytestmark = pytest.mark.engine
 
 STACK = "restore"
 SNAP = "raxx-tickets-modules-installed-20260503T231628Z"
-ROLES = {
-    **guard.KNOWN_TYPES,
-    "pulumi-python:dynamic/standin:Instance": guard.Role.INSTANCE,
-    "pulumi-python:dynamic/standin:InstancePublicPorts": guard.Role.PORTS,
-    "pulumi-python:dynamic/standin:StaticIp": guard.Role.STATIC_IP,
-    "pulumi-python:dynamic/standin:StaticIpAttachment": guard.Role.ATTACHMENT,
-    "pulumi-python:dynamic/standin:DnsRecord": guard.Role.DNS_RECORD,
-    "pulumi-python:dynamic/standin:Command": guard.Role.PROVISIONING,
-}
 TARGET = Target(
     stack=STACK,
     instance_name=INSTANCE_NAME,
