@@ -18,7 +18,7 @@ from typing import Any
 from pulumi import automation as auto
 
 from operations import guard
-from operations.errors import OpsError, StackLocked, TransientError
+from operations.errors import OpsError, StackLocked, TransientError, UsageError
 from operations.ports import PreviewResult, UpResult
 
 PROTECT_KEY = "freescout:protect"
@@ -44,9 +44,34 @@ Progress = Callable[[str], None]
 def for_project(
     project_root: str | Path, *, stack_name: str, instance: str, on_progress: Progress | None = None
 ) -> AutomationEngine:
-    """The adapter for the project's own stack (needs the Pulumi CLI and the Python host)."""
-    stack = auto.select_stack(stack_name=stack_name, work_dir=str(project_root))
+    """The adapter for the project's own stack (needs the Pulumi CLI and the Python host).
+
+    A missing CLI, a missing backend login or an unknown stack is a UsageError naming the fix,
+    raised before anything else is looked at.
+    """
+    try:
+        stack = auto.select_stack(stack_name=stack_name, work_dir=str(project_root))
+    except FileNotFoundError as error:
+        raise UsageError(
+            "no `pulumi` CLI on PATH",
+            hint="install Pulumi (https://www.pulumi.com/docs/install/); the CLI that "
+            "tools/setup.sh builds for the tests has no Python language host",
+        ) from error
+    except auto.errors.CommandError as error:
+        raise UsageError(
+            f"cannot select stack {stack_name!r}",
+            cause=_first_line_matching(str(error), _SELECT_PROBLEM) or _tail(str(error), 3),
+            hint="log in to the state backend (`pulumi login <backend>`; for a passphrase "
+            "secrets provider export PULUMI_CONFIG_PASSPHRASE), then check `pulumi stack ls`",
+        ) from error
     return AutomationEngine(stack, instance=instance, on_progress=on_progress)
+
+
+_SELECT_PROBLEM = re.compile(r"error: .*|PULUMI_ACCESS_TOKEN.*|no stack named.*", re.I)
+
+
+def _tail(text: str, lines: int) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 class AutomationEngine:

@@ -193,6 +193,8 @@ class JournalStore:
         """The newest run of `stack` that did not finish."""
         for run_id in reversed(self.run_ids()):
             journal = self.load(run_id)
+            if journal.facts.get("dry_run"):
+                continue  # a dry run changes nothing and is never continued as a rebuild
             if journal.stack == stack and journal.state in (RunState.RUNNING, RunState.FAILED):
                 return journal
         raise UsageError(

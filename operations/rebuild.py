@@ -134,6 +134,8 @@ class Rebuild:
         journal = self.journal
         journal.state = RunState.RUNNING
         journal.facts.setdefault("trigger", self.options.trigger)
+        if self.options.dry_run:
+            journal.facts["dry_run"] = True  # never resumed as a real rebuild
         journal.save()
         resumed = journal.first_unfinished()
         if resumed is not None and resumed is not Phase.PREFLIGHT:

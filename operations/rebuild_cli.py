@@ -11,7 +11,7 @@ from pathlib import Path
 
 from operations import exitcodes
 from operations.errors import OpsError, UsageError
-from operations.journal import JournalStore, RunState
+from operations.journal import Journal, JournalStore, RunState
 from operations.rebuild import Adapters, Options, Outcome, Rebuild, Target
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -125,6 +125,9 @@ def main(
         print(error.render(), file=sys.stderr)
         if args.debug:
             traceback.print_exc()
+        if args.json:
+            print(json.dumps({"exit_code": error.exit_code, "state": "not-started",
+                              "error": error.message}))
         return error.exit_code
     stream = sys.stdout if outcome.exit_code == exitcodes.OK else sys.stderr
     print(outcome.message, file=stream)
@@ -141,6 +144,26 @@ def main(
     return outcome.exit_code
 
 
+def _journal_for(args: argparse.Namespace, store: JournalStore) -> Journal:
+    """The journal `--resume [RUN]` names: the latest unfinished run of the stack by default."""
+    journal = (
+        store.latest_resumable(args.stack) if args.resume == "latest" else store.load(args.resume)
+    )
+    if journal.stack != args.stack:
+        raise UsageError(
+            f"run {journal.run_id} belongs to stack {journal.stack!r}, not {args.stack!r}",
+            hint=f"rerun with --stack {journal.stack}",
+        )
+    if journal.state is RunState.SUCCEEDED:
+        raise UsageError(f"run {journal.run_id} already succeeded; nothing to resume")
+    if journal.state is RunState.DRY_RUN or journal.facts.get("dry_run"):
+        raise UsageError(
+            f"run {journal.run_id} was a dry run; a dry run is never resumed",
+            hint=f"start a real run: python scripts/rebuild.py --stack {args.stack}",
+        )
+    return journal
+
+
 def _run(
     args: argparse.Namespace, adapter_factory: AdapterFactory | None, project_root: Path
 ) -> Outcome:
@@ -148,26 +171,24 @@ def _run(
 
     target = load_target(project_root, args.stack)
     store = JournalStore(args.runs_dir)
-    if args.resume:
-        journal = (
-            store.latest_resumable(args.stack)
-            if args.resume == "latest"
-            else store.load(args.resume)
-        )
-        if journal.stack != args.stack:
-            raise UsageError(
-                f"run {journal.run_id} belongs to stack {journal.stack!r}, not {args.stack!r}",
-                hint=f"rerun with --stack {journal.stack}",
-            )
-        if journal.state is RunState.SUCCEEDED:
-            raise UsageError(f"run {journal.run_id} already succeeded; nothing to resume")
-    else:
-        journal = store.new(args.stack)
+    journal = _journal_for(args, store) if args.resume else None
     if adapter_factory is None:
         from operations.wiring import production_adapters
 
         adapter_factory = production_adapters
-    adapters = adapter_factory(target, args)
+    try:
+        adapters = adapter_factory(target, args)
+    except UsageError:
+        raise
+    except OpsError as error:
+        # Nothing has been changed yet: the environment is not ready (credentials, network).
+        raise UsageError(
+            f"{error.message} (before the run started: nothing was changed)",
+            cause=error.cause,
+            hint=error.hint,
+        ) from error
+    if journal is None:
+        journal = store.new(args.stack)
     if not args.yes and not args.dry_run:
         adapters.confirm = ask_on_terminal
     options = Options(

@@ -47,6 +47,10 @@ def production_adapters(target: Target, args: argparse.Namespace) -> Adapters:
         )
     progress = Progress()
     clock = Clock()
+    # The engine first: a missing CLI or backend login is found before any AWS call.
+    engine = for_project(
+        PROJECT_ROOT, stack_name=stack, instance=INSTANCE_RESOURCE, on_progress=progress.say
+    )
     lightsail = BotoLightsail(
         boto3.client("lightsail", region_name=region), clock, on_retry=progress.say
     )
@@ -64,9 +68,6 @@ def production_adapters(target: Target, args: argparse.Namespace) -> Adapters:
         known_hosts=KNOWN_HOSTS,
         clock=clock,
         on_progress=progress.say,
-    )
-    engine = for_project(
-        PROJECT_ROOT, stack_name=stack, instance=INSTANCE_RESOURCE, on_progress=progress.say
     )
     def rollback(snapshot_name: str) -> str:
         from operations.restore import (

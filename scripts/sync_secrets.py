@@ -93,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         env=os.environ,
         stack=args.stack,
     )
+    # The CLI, the backend login, the stack and its passphrase are checked before the vault is
+    # asked for anything: a secret fetched for nothing is a secret exposed for nothing.
+    print(f"pulumi: checking stack {args.stack}", file=sys.stderr)
+    config.entries(show_secrets=True)
     client = VaultClient(settings)
     print(f"vault: logging in to {settings.host}", file=sys.stderr)
     client.login()

@@ -120,3 +120,31 @@ def test_resume_of_a_succeeded_run_is_refused(project, capsys):
     run_id = sorted(p.name for p in (project / ".runs").iterdir())[-1]
     assert run(project, "--yes", "--resume", run_id, factory=factory) == exitcodes.USAGE
     assert "already succeeded" in capsys.readouterr().err
+
+
+def test_a_dry_run_is_never_resumed(project, capsys):
+    factory = Factory()
+    factory.engine.needs_replace = True
+    factory.lightsail.snapshot_error = True  # not reached: a dry run takes no snapshot
+    assert run(project, "--dry-run", factory=factory) == exitcodes.OK
+    assert run(project, "--resume", "--yes", factory=factory) == exitcodes.USAGE
+    assert "no unfinished rebuild run" in capsys.readouterr().err
+    run_id = sorted(p.name for p in (project / ".runs").iterdir())[-1]
+    assert run(project, "--resume", run_id, "--yes", factory=factory) == exitcodes.USAGE
+    assert "never resumed" in capsys.readouterr().err
+
+
+def test_environment_not_ready_is_usage_and_leaves_no_journal(project, capsys):
+    from operations.errors import OpsError
+
+    def broken_factory(target, args):
+        raise OpsError("looking up static IP raxx-tickets-ip failed", cause="NoCredentialsError",
+                       hint="check the AWS credentials in this shell")
+
+    code = main(["--dry-run", "--json", "--runs-dir", str(project / ".runs")],
+                adapter_factory=broken_factory, project_root=project)
+    assert code == exitcodes.USAGE
+    captured = capsys.readouterr()
+    assert "nothing was changed" in captured.err and "AWS credentials" in captured.err
+    assert json.loads(captured.out)["exit_code"] == exitcodes.USAGE
+    assert not (project / ".runs").exists() or not list((project / ".runs").iterdir())

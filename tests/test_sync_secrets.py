@@ -191,6 +191,14 @@ def test_sync_sets_every_key_as_secret_and_leaks_nothing(
     assert "val-rotated-tags-key-q7" not in out
 
 
+def test_a_broken_stack_is_found_before_the_vault_is_asked(project, vault, pulumi_cli, capsys):
+    assert sync(project, pulumi_cli, "--stack", "nosuchstack") != exitcodes.OK
+    _out, err = capsys.readouterr()
+    assert "nosuchstack" in err
+    assert "vault: logging in" not in err
+    assert vault.state.requests == [], "no request reached the vault"
+
+
 def test_a_failed_fetch_midway_changes_nothing(project, vault, pulumi_cli, monkeypatch, capsys):
     del vault.state.secrets[("/MooseQuest/freescout", "SLACK_LICENSE_KEY")]
     before = (
@@ -205,7 +213,10 @@ def test_a_failed_fetch_midway_changes_nothing(project, vault, pulumi_cli, monke
 
     assert "SLACK_LICENSE_KEY" in err and "/MooseQuest/freescout" in err and "404" in err
     assert out == ""
-    assert recorder.calls == [], "pulumi must not run before every secret is fetched"
+    assert recorder.config_sets() == [], "nothing is set before every secret is fetched"
+    assert [argv[1:3] for argv, _ in recorder.calls] == [["config", "--json"]], (
+        "only the read-only stack check runs before the vault"
+    )
     after = (
         (project / "Pulumi.prod.yaml").read_bytes()
         if (project / "Pulumi.prod.yaml").exists()
