@@ -457,11 +457,11 @@ def _run(args: argparse.Namespace, project_dir: Path) -> int:
     plain = [p for p in prepared.unset if not _is_secret(p.key)]
     if plain:
         notes.write("\n" + render_problems(
-            "Unset settings (shown above as '[unset ...]'; pulumi up stops until they are set):",
+            "Unset settings (`pulumi preview`/`up` refuse to run until they are set):",
             plain) + "\n")
     if secrets:
         notes.write("\n" + render_problems(
-            "Unset secrets (plan stand-ins used above; pulumi up stops until they are set):",
+            "Unset secrets (stand-ins used in this plan; `pulumi up` refuses to run until set):",
             secrets) + "\n")
     return exitcodes.OK
 

@@ -47,9 +47,15 @@ class KeySpec:
 
 
 def set_command(key: str, value: str, *, secret: bool = False) -> str:
-    """`pulumi config set [--secret] KEY VALUE` for one key."""
-    flag = "--secret " if secret else ""
-    return f"pulumi config set {flag}{key} {value}"
+    """The command that sets one key.
+
+    A secret is never shown on a command line (it would land in the shell's history and the
+    process list): the CLI asks for it, or reads it from standard input.
+    """
+    if secret:
+        return (f"pulumi config set --secret {key}  (enter the value when asked; all from the "
+                "vault: python scripts/sync_secrets.py)")
+    return f"pulumi config set {key} {value}"
 
 
 def modules_command(shorts: list[str]) -> str:

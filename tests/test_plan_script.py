@@ -68,7 +68,7 @@ def test_text_plan_lists_unset_secrets_and_zone_at_the_end(text_plan) -> None:
     secrets = out[out.index("Unset secrets"):]
     assert "pulumi config set --secret cloudflare:apiToken" in secrets
     for module in catalog.CATALOG:
-        assert f"pulumi config set --secret freescout:{module.license_key} " in secrets
+        assert f"pulumi config set --secret freescout:{module.license_key}  (" in secrets
     assert "plan stand-in" not in out[: out.index("Resources:")], "stand-ins stay masked"
 
 

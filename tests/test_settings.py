@@ -37,7 +37,7 @@ def test_prod_file_as_committed_names_every_unset_key() -> None:
     zone = next(p for p in problems if p.key == "freescout:cloudflare_zone_id")
     assert zone.fix.startswith("pulumi config set freescout:cloudflare_zone_id ")
     tags = next(p for p in problems if p.key == "freescout:license_tags")
-    assert tags.fix.startswith("pulumi config set --secret freescout:license_tags ")
+    assert tags.fix.startswith("pulumi config set --secret freescout:license_tags  (enter")
 
 
 def config_from_file():
@@ -107,7 +107,7 @@ def test_license_missing_for_an_enabled_module_only() -> None:
                                          license_slack=None)
     problems = config.validate(values, secret_keys)
     assert kinds(problems) == {("freescout:license_tags", "missing")}, problems
-    assert problems[0].fix.startswith("pulumi config set --secret freescout:license_tags ")
+    assert problems[0].fix.startswith("pulumi config set --secret freescout:license_tags  (enter")
 
 
 def test_unknown_module_fix_drops_it() -> None:
