@@ -102,19 +102,21 @@ class AutomationEngine:
         value = "true" if protect else "false"
         self.stack.set_config(self.protect_key, auto.ConfigValue(value=value, secret=False))
 
+    def _deployment(self) -> dict[str, Any]:
+        return dict(self.stack.export_stack().deployment or {})
+
     def _resources(self) -> list[dict[str, Any]]:
-        deployment = self.stack.export_stack().deployment or {}
-        return list(deployment.get("resources") or [])
+        return list(self._deployment().get("resources") or [])
 
     def instance_urn(self) -> str | None:
         """The instance's URN in the current state, or None when the state has no instance."""
-        matches = [r["urn"] for r in self._resources() if self._is_instance(r.get("urn", ""))]
-        if len(matches) > 1:
+        urns = {r["urn"] for r in self._resources() if self._is_instance(r.get("urn", ""))}
+        if len(urns) > 1:
             raise OpsError(
-                f"{len(matches)} resources in stack {self.stack.name} match {self.instance!r}",
+                f"{len(urns)} resources in stack {self.stack.name} match {self.instance!r}",
                 hint="pass the instance's full URN (see `pulumi stack --show-urns`)",
             )
-        return matches[0] if matches else None
+        return next(iter(urns)) if urns else None
 
     def _is_instance(self, urn: str) -> bool:
         if self.instance.startswith("urn:pulumi:"):
@@ -122,12 +124,37 @@ class AutomationEngine:
         return urn.rsplit("::", 1)[-1] == self.instance
 
     def instance_protected(self) -> bool:
-        """The protect bit of the instance in the exported state (an `up` writes it, not config)."""
-        for resource in self._resources():
-            if self._is_instance(resource.get("urn", "")):
-                return bool(resource.get("protect", False))
+        """The protect bit of the instance in the exported state (an `up` writes it, not config).
+
+        Only a live entry counts: one flagged `delete` or `pendingReplacement` describes an
+        instance that is gone or going. An unfinished operation on the instance (an engine killed
+        mid-create) means the state cannot vouch for it: that is not confirmed, so False.
+        """
+        deployment = self._deployment()
+        pending = [
+            op
+            for op in deployment.get("pending_operations") or []
+            if self._is_instance(str((op.get("resource") or {}).get("urn", "")))
+        ]
+        if pending:
+            kinds = ", ".join(sorted({str(op.get("type", "?")) for op in pending}))
+            self._say(
+                f"protect: the state holds an unfinished operation on the instance ({kinds}); "
+                f"clear it with `pulumi refresh --stack {self.stack.name}` (or `pulumi cancel` "
+                "first if the stack is locked)"
+            )
+            return False
+        live = [
+            r
+            for r in deployment.get("resources") or []
+            if self._is_instance(r.get("urn", ""))
+            and not r.get("delete")
+            and not r.get("pendingReplacement")
+        ]
+        if live:
+            return all(bool(r.get("protect", False)) for r in live)
         raise OpsError(
-            f"the state of stack {self.stack.name} has no resource {self.instance!r}",
+            f"the state of stack {self.stack.name} has no live resource {self.instance!r}",
             hint=f"run `pulumi stack --stack {self.stack.name} --show-urns` to see the resources",
         )
 

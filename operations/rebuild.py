@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Protocol
 
 from operations import exitcodes, postmortem
-from operations.errors import OpsError, StoppedByCheck, TransientError, UsageError
+from operations.errors import (
+    OpsError,
+    StackLocked,
+    StoppedByCheck,
+    TransientError,
+    UsageError,
+)
 from operations.host_checks import DataCheck, DataState
 from operations.journal import Journal, Phase, RunState, Status, utc_now
 from operations.ports import Engine, HttpProbe, Lightsail, SnapshotInfo
@@ -98,6 +104,9 @@ class Adapters:
     save_instance_state: Callable[[Path], object] | None = None
     # Restores from the named snapshot and returns an account of it (--rollback-on-failure).
     rollback: Callable[[str], str] | None = None
+    # A digest of the program and the stack's configuration (protect excluded): a change since
+    # the plan makes the driver judge the plan again before it destroys anything.
+    fingerprint: Callable[[], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,8 @@ class Rebuild:
         self.timing = Timing()
         self._cancel = threading.Event()
         self._protect_touched = False
+        self._planned_here = False  # the guard judged the plan in this process
+        self._lock_seen = False
 
     # ------------------------------------------------------------ entry point
 
@@ -195,11 +206,13 @@ class Rebuild:
                 if self.journal.status(Phase.PREFLIGHT) is not Status.DONE:
                     self._phase(Phase.PREFLIGHT, self._data_check, started=True)
                 self._phase(Phase.PLAN, self._plan)
+                if snapshot is not None:
+                    snapshot.result()
             except BaseException:
+                # Ctrl-C or a failed check: stop waiting for the snapshot (it goes on in
+                # Lightsail) instead of holding the operator until it is available.
                 self._cancel.set()
                 raise
-            if snapshot is not None:
-                snapshot.result()
 
     def _instance_exists(self) -> None:
         instance = self.a.lightsail.get_instance(self.target.instance_name)
@@ -249,7 +262,12 @@ class Rebuild:
             "--backup-taken",
         )
 
-    def _plan(self) -> None:
+    def _plan(self, *, replacement_underway: bool = False) -> None:
+        """Preview with protect off, judged by the guard; anything but "rebuild" stops.
+
+        With `replacement_underway` (a resumed run whose replacement already began) the rest of
+        a replacement may also judge "safe"; forbidden still stops.
+        """
         from operations import guard
 
         engine = self.a.engine
@@ -278,7 +296,10 @@ class Rebuild:
                 + guard.render(report, "text"),
                 hint="fix the program or the configuration; nothing was changed",
             )
-        if report.verdict is not guard.Verdict.REBUILD:
+        acceptable = {guard.Verdict.REBUILD}
+        if replacement_underway:
+            acceptable.add(guard.Verdict.SAFE)
+        if report.verdict not in acceptable:
             raise StoppedByCheck(
                 "the plan does not replace the instance, so no rebuild is needed",
                 hint="apply the change with a plain `pulumi up`",
@@ -288,6 +309,36 @@ class Rebuild:
                 f"the preview with protect off still failed: {preview.error}",
                 hint="run `pulumi preview` to see the engine's error; nothing was changed",
             )
+        self._planned_here = True
+        self.journal.facts["fingerprint"] = self._fingerprint()
+        self.journal.save()
+
+    def _fingerprint(self) -> str | None:
+        return self.a.fingerprint() if self.a.fingerprint else None
+
+    def _check_again_before_destroy(self) -> None:
+        """Judge the plan again right before the unprotected `up`, unless this process just did.
+
+        A resumed run (or a program or stack file changed since the plan) must not destroy on
+        an old verdict: the data check runs again while the old instance still stands, and the
+        preview is judged again.
+        """
+        if self._planned_here and self._fingerprint() == self.journal.facts.get("fingerprint"):
+            return
+        why = (
+            "the program or the stack configuration changed since the plan"
+            if self._planned_here
+            else "a resumed run checks again before it destroys anything"
+        )
+        self.a.progress.say(f"replace: {why}")
+        instance = self.a.lightsail.get_instance(self.target.instance_name)
+        old_created = self.journal.facts.get("old_instance_created_at")
+        old_still_there = instance is not None and (
+            old_created is None or instance.created_at == old_created
+        )
+        if old_still_there:
+            self._data_check()
+        self._plan(replacement_underway=not old_still_there)
 
     def _snapshot_phase(self) -> None:
         self._phase(Phase.SNAPSHOT, self._snapshot)
@@ -341,6 +392,7 @@ class Rebuild:
 
     def _replace(self) -> None:
         engine = self.a.engine
+        self._check_again_before_destroy()
         self._save_instance_state()
         self._protect_touched = True
         engine.set_protect(False)
@@ -503,6 +555,7 @@ class Rebuild:
         try:
             engine.up()
         except Exception as error:  # noqa: BLE001 - fall back to a targeted up
+            self._lock_seen |= isinstance(error, StackLocked)
             self.journal.note(f"protect: full `up` failed: {error}")
             urn = getattr(engine, "instance_urn", None)
             target = urn() if callable(urn) else None
@@ -513,6 +566,7 @@ class Rebuild:
                 try:
                     engine.up(targets=[target])
                 except Exception as targeted_error:  # noqa: BLE001
+                    self._lock_seen |= isinstance(targeted_error, StackLocked)
                     self.journal.note(f"protect: targeted `up` failed: {targeted_error}")
         return self._state_protected()
 
@@ -545,10 +599,18 @@ class Rebuild:
             lines.append(f"  instance {self.target.instance_name}: protected (confirmed in state)")
         elif protected is None:
             lines.append(f"  instance {self.target.instance_name}: untouched, still protected")
+        elif self._lock_seen:
+            lines.append(
+                f"  instance {self.target.instance_name}: PROTECTION NOT CONFIRMED: the stack is "
+                "still locked by the interrupted update. Now run "
+                f"`pulumi cancel --stack {self.target.stack} --yes`, then "
+                f"`python scripts/rebuild.py --stack {self.target.stack} --resume {journal.run_id}`"
+            )
         else:
             lines.append(
                 f"  instance {self.target.instance_name}: PROTECTION NOT CONFIRMED - run "
-                "`pulumi config set freescout:protect true && pulumi up` now"
+                f"`pulumi config set --stack {self.target.stack} freescout:protect true && "
+                f"pulumi up --stack {self.target.stack}` now"
             )
         lines.append(f"  pre-rebuild snapshot: {snapshot or 'none'} ({snapshot_state})")
         if rollback_text:

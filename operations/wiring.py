@@ -20,6 +20,28 @@ INSTANCE_RESOURCE = "freescout-instance"  # the instance's logical name in the p
 KNOWN_HOSTS = PROJECT_ROOT / ".runs" / "known_hosts"  # the tool's own, never ~/.ssh/known_hosts
 
 
+def project_fingerprint(root: Path, stack: str) -> str:
+    """A digest of the program and the stack file, without the protect flag the driver flips."""
+    import hashlib
+
+    import yaml
+
+    digest = hashlib.sha256()
+    files = [root / "Pulumi.yaml", root / "__main__.py"]
+    files += sorted(
+        p for p in (root / "freescout").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"(missing)")
+    stack_file = root / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}
+    if isinstance(document, dict) and isinstance(document.get("config"), dict):
+        document["config"].pop("freescout:protect", None)
+    digest.update(repr(document).encode())
+    return digest.hexdigest()
+
+
 def production_adapters(target: Target, args: argparse.Namespace) -> Adapters:
     import boto3
 
@@ -69,6 +91,7 @@ def production_adapters(target: Target, args: argparse.Namespace) -> Adapters:
         clock=clock,
         on_progress=progress.say,
     )
+
     def rollback(snapshot_name: str) -> str:
         from operations.restore import (
             PulumiStateStep,
@@ -96,6 +119,7 @@ def production_adapters(target: Target, args: argparse.Namespace) -> Adapters:
         return save(engine, path)
 
     return Adapters(
+        fingerprint=lambda: project_fingerprint(PROJECT_ROOT, stack),
         engine=engine,
         lightsail=lightsail,
         host=SshHost(lightsail=lightsail, shell=shell, progress=progress, clock=clock),

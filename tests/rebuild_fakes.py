@@ -9,7 +9,7 @@ or that SSH/MariaDB/HTTP answer like this (the adapter tests against real local 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from operations.errors import OpsError, TransientError
@@ -50,6 +50,7 @@ class FakeEngine:
     transient_failures: int = 0
     fail_up: str | None = None  # message of a permanent failure of every `up`
     fail_full_up_only: bool = False  # a full `up` fails, a targeted one works
+    provisioning_pending: bool = False  # replaced, but provisioning did not finish
     calls: list[str] = field(default_factory=list)
 
     def set_protect(self, protect: bool) -> None:
@@ -71,7 +72,8 @@ class FakeEngine:
                 Step(COMMAND_URN, "replace"),
             ]
             return PreviewResult(steps=steps, change_summary={"replace": 4, "same": 2})
-        steps += [Step(INSTANCE_URN, "same"), Step(COMMAND_URN, "same")]
+        command_op = "create" if self.provisioning_pending else "same"
+        steps += [Step(INSTANCE_URN, "same"), Step(COMMAND_URN, command_op)]
         return PreviewResult(steps=steps, change_summary={"same": 4})
 
     def up(self, *, targets: Sequence[str] | None = None) -> UpResult:
@@ -79,12 +81,18 @@ class FakeEngine:
         if self.fail_up:
             if not (self.fail_full_up_only and targets):
                 raise OpsError(self.fail_up)
-        if self.transient_failures > 0 and self.needs_replace and not self.config_protect:
+        if self.transient_failures > 0 and (self.needs_replace or self.provisioning_pending):
             self.transient_failures -= 1
-            # The instance was already replaced when provisioning failed.
-            self.generation += 1
-            self.state_protect = False
+            if self.needs_replace:
+                if self.config_protect and self.state_protect:
+                    raise OpsError(PROTECTION_ERROR)
+                # The instance is replaced; its provisioning then fails on SSH.
+                self.generation += 1
+                self.needs_replace = False
+                self.provisioning_pending = True
+            self.state_protect = self.config_protect
             raise TransientError("ssh: handshake failed: read: connection reset by peer")
+        self.provisioning_pending = False
         summary = {"same": 4}
         if self.needs_replace:
             if self.config_protect and self.state_protect:
@@ -116,13 +124,21 @@ class FakeLightsail:
 
     instance_exists: bool = True
     snapshot_error: bool = False
+    # The instance's creation time; tests tie it to the fake engine's generation.
+    created_at: Callable[[], str] = lambda: "generation-1"
     snapshots: dict[str, SnapshotInfo] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
 
     def get_instance(self, name: str) -> InstanceInfo | None:
         if not self.instance_exists:
             return None
-        return InstanceInfo(name=name, state="running", public_ip="203.0.113.10", username="admin")
+        return InstanceInfo(
+            name=name,
+            state="running",
+            public_ip="203.0.113.10",
+            username="admin",
+            created_at=self.created_at(),
+        )
 
     def get_static_ip(self, name: str) -> StaticIpInfo | None:
         return StaticIpInfo(name=name, ip_address="203.0.113.10", attached_to="raxx-tickets")

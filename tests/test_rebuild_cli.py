@@ -29,7 +29,7 @@ def project(tmp_path: Path) -> Path:
 class Factory:
     def __init__(self, **engine):
         self.engine = FakeEngine(**engine)
-        self.lightsail = FakeLightsail()
+        self.lightsail = FakeLightsail(created_at=lambda: f"generation-{self.engine.generation}")
         self.targets = []
 
     def __call__(self, target, args) -> Adapters:
@@ -148,3 +148,16 @@ def test_environment_not_ready_is_usage_and_leaves_no_journal(project, capsys):
     assert "nothing was changed" in captured.err and "AWS credentials" in captured.err
     assert json.loads(captured.out)["exit_code"] == exitcodes.USAGE
     assert not (project / ".runs").exists() or not list((project / ".runs").iterdir())
+
+
+def test_project_fingerprint_ignores_protect_but_sees_other_changes(project):
+    from operations.wiring import project_fingerprint
+
+    (project / "__main__.py").write_text("print('program')\n")
+    first = project_fingerprint(project, "prod")
+    path = project / "Pulumi.prod.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("freescout:protect: true", "freescout:protect: false"))
+    assert project_fingerprint(project, "prod") == first, "the driver's own flip is not a change"
+    path.write_text(text.replace("bundle_id: micro_3_0", "bundle_id: small_3_0"))
+    assert project_fingerprint(project, "prod") != first

@@ -42,7 +42,7 @@ class World:
     def __init__(self, tmp_path: Path, **engine_kwargs):
         self.tmp = tmp_path
         self.engine = FakeEngine(**engine_kwargs)
-        self.lightsail = FakeLightsail()
+        self.lightsail = FakeLightsail(created_at=lambda: f"generation-{self.engine.generation}")
         self.host = FakeHost()
         self.http = FakeHttp()
         self.progress = SilentProgress()
@@ -312,8 +312,9 @@ def test_rollback_on_failure_restores_the_pre_rebuild_snapshot(tmp_path):
     adapters = world.adapters()
     adapters.rollback = rollback
     journal = world.store.new("prod")
-    rebuild = Rebuild(TARGET, adapters, journal,
-                      Options(postmortem_dir=tmp_path / "pm", rollback_on_failure=True))
+    rebuild = Rebuild(
+        TARGET, adapters, journal, Options(postmortem_dir=tmp_path / "pm", rollback_on_failure=True)
+    )
     rebuild.timing = FAST
     outcome = rebuild.run()
     assert outcome.exit_code == exitcodes.FAILED
@@ -328,8 +329,12 @@ def test_no_rollback_unless_verification_failed(tmp_path):
     called: list[str] = []
     adapters = world.adapters()
     adapters.rollback = called.append  # type: ignore[assignment]
-    rebuild = Rebuild(TARGET, adapters, world.store.new("prod"),
-                      Options(postmortem_dir=tmp_path / "pm", rollback_on_failure=True))
+    rebuild = Rebuild(
+        TARGET,
+        adapters,
+        world.store.new("prod"),
+        Options(postmortem_dir=tmp_path / "pm", rollback_on_failure=True),
+    )
     rebuild.timing = FAST
     assert rebuild.run().exit_code == exitcodes.FAILED
     assert called == [], "a failed replace is resumed, not rolled back"
@@ -352,3 +357,67 @@ def test_instance_state_is_saved_beside_the_journal_before_the_replace(tmp_path)
     assert rebuild.run().exit_code == exitcodes.OK
     assert saved == [journal.path.parent / "instance-state.json"]
     assert journal.facts["instance_state"] == str(saved[0])
+
+
+def crash_after(monkeypatch, phase: Phase) -> None:
+    original_finish = Journal.finish
+    armed = {"on": True}
+
+    def finish(self, done, **detail):
+        original_finish(self, done, **detail)
+        if armed["on"] and done is phase:
+            armed["on"] = False
+            raise SimulatedCrash(done.value)
+
+    monkeypatch.setattr(Journal, "finish", finish)
+
+
+def test_resume_judges_the_plan_again_before_destroying(tmp_path, monkeypatch):
+    world = World(tmp_path)
+    crash_after(monkeypatch, Phase.SNAPSHOT)
+    with pytest.raises(SimulatedCrash):
+        world.run()
+    world.engine.forbidden_change = True  # someone changed the program meanwhile
+    outcome, _ = world.run(journal=world.store.latest_resumable("prod"))
+    assert outcome.exit_code == exitcodes.STOPPED, outcome.message
+    assert "raxx-tickets-ip" in outcome.message
+    assert world.engine.ups == 0 and world.engine.generation == 1
+    assert world.engine.config_protect
+
+
+def test_resume_checks_the_data_again_while_the_old_instance_stands(tmp_path, monkeypatch):
+    world = World(tmp_path)
+    crash_after(monkeypatch, Phase.PLAN)
+    with pytest.raises(SimulatedCrash):
+        world.run()
+    world.host.data = DataCheck(DataState.HAS_DATA, 4, 1)  # tickets arrived meanwhile
+    outcome, _ = world.run(journal=world.store.latest_resumable("prod"))
+    assert outcome.exit_code == exitcodes.STOPPED, outcome.message
+    assert world.engine.ups == 0 and world.engine.generation == 1
+
+
+def test_a_change_during_the_snapshot_wait_is_judged_before_the_destroy(tmp_path):
+    world = World(tmp_path)
+    digests = iter(["before", "after", "after"])
+    adapters = world.adapters()
+    adapters.fingerprint = lambda: next(digests)
+    rebuild = Rebuild(
+        TARGET, adapters, world.store.new("prod"), Options(postmortem_dir=tmp_path / "pm")
+    )
+    rebuild.timing = FAST
+    outcome = rebuild.run()
+    assert outcome.exit_code == exitcodes.OK, outcome.message
+    assert world.engine.calls.count("preview") == 3, "plan, plan again, re-protect check"
+    assert any("changed since the plan" in line for line in world.progress.lines)
+
+
+def test_no_second_plan_when_nothing_changed(tmp_path):
+    world = World(tmp_path)
+    adapters = world.adapters()
+    adapters.fingerprint = lambda: "same"
+    rebuild = Rebuild(
+        TARGET, adapters, world.store.new("prod"), Options(postmortem_dir=tmp_path / "pm")
+    )
+    rebuild.timing = FAST
+    assert rebuild.run().exit_code == exitcodes.OK
+    assert world.engine.calls.count("preview") == 2, "plan and the re-protect check only"

@@ -202,3 +202,28 @@ def test_crash_after_replace_then_resume_reprotects(world, monkeypatch):
     assert journal.state is RunState.SUCCEEDED
     assert world.engine.instance_protected() is True
     assert len([n for n in world.lightsail.created if "pre-rebuild" in n]) == 1
+
+
+def test_resume_after_the_plan_judges_a_changed_program_again(world, monkeypatch):
+    """The attack that found it: crash after the verdict, change the stack, resume."""
+    world.stack.set_config("freescout:user_data_version", auto.ConfigValue("2"))
+    original = Journal.finish
+
+    def finish(self, phase, **detail):
+        original(self, phase, **detail)
+        if phase is Phase.PLAN:
+            raise CrashAfter()
+
+    monkeypatch.setattr(Journal, "finish", finish)
+    with pytest.raises(CrashAfter):
+        world.run()
+    monkeypatch.setattr(Journal, "finish", original)
+    before = cloud.read(world.paths.cloud)["resources"]
+    world.stack.set_config("standin:replace_static_ip", auto.ConfigValue("true"))
+
+    outcome, _ = world.run(journal=world.store.latest_resumable("prod"))
+
+    assert outcome.exit_code == exitcodes.STOPPED, outcome.message
+    assert "StaticIp" in outcome.message
+    assert cloud.read(world.paths.cloud)["resources"] == before, "nothing destroyed"
+    assert world.engine.instance_protected() is True
