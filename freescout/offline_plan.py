@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.proto import resource_pb2
@@ -277,27 +276,12 @@ class StackConfig:
 
 
 def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
-    """Read Pulumi.<stack>.yaml. Encrypted values cannot be read offline: they count as set."""
-    path = project_dir / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        raise UsageError(f"no stack file {path}",
-                         hint=f"pulumi stack init {stack} (or pass --stack NAME)")
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UsageError(f"{path} is not valid YAML: {e}") from e
-    raw = document.get("config") or {}
-    if not isinstance(raw, dict):
-        raise UsageError(f"{path}: 'config' is not a mapping")
-    values: dict[str, Any] = {}
-    encrypted: set[str] = set()
-    for key, value in raw.items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            encrypted.add(key)
-            values[key] = f"[encrypted in {path.name}]"
-        else:
-            values[key] = value
-    return StackConfig(stack, values, frozenset(encrypted), frozenset(encrypted))
+    """Read Pulumi.<stack>.yaml (settings.read_stack_file: values as the engine passes them).
+
+    Encrypted values cannot be read offline: they count as set.
+    """
+    found = config.read_stack_file(project_dir, stack)
+    return StackConfig(stack, dict(found.values), found.encrypted, found.encrypted)
 
 
 @dataclass(frozen=True)
@@ -313,6 +297,9 @@ def stand_in(problem: config.Problem) -> tuple[Any, bool]:
     """A visible value for an unset key, and whether it is a secret."""
     if problem.key == config.MODULES_KEY:
         return [], False
+    if problem.key == f"{config.NS}:hostname":
+        # It goes into user_data, which takes only sh-safe characters; .invalid never resolves.
+        return "unset-hostname.invalid", False
     spec = config.ALL_SPECS.get(problem.key)
     if spec is not None and spec.secret:
         return f"[plan stand-in for unset secret {problem.key}]", True
@@ -432,6 +419,12 @@ def main(argv: list[str], project_dir: Path) -> int:
 def _run(args: argparse.Namespace, project_dir: Path) -> int:
     stack_config = load_stack_config(project_dir, args.stack)
     prepared = prepare(stack_config)
+    if not stack_config.values:
+        # Nothing set at all is a stack file not yet written, not a plan with stand-ins.
+        print(render_problems(
+            f"Pulumi.{args.stack}.yaml holds no config: set the stack's values first:",
+            prepared.unset), file=sys.stderr)
+        return exitcodes.USAGE
     if prepared.problems:
         print(render_problems(
             f"The config of stack '{args.stack}' has problems (pulumi up would stop on them):",

@@ -5,6 +5,10 @@
 without the Pulumi runtime. `from_mapping` turns a valid mapping into the frozen `Settings`,
 or raises `InvalidConfig` naming every problem with the command that fixes it.
 `from_pulumi_config()` is what the program itself calls.
+
+`read_stack_file` reads Pulumi.<stack>.yaml for the tools that run without the engine
+(scripts/plan.py, scripts/rebuild.py, scripts/restore.py) and hands `validate` the values in
+the form the engine would pass them to the program, so all of them judge the config alike.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+import yaml
 
 from freescout import modules as catalog
 from operations.errors import UsageError
@@ -30,6 +37,11 @@ ZONE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 LIGHTSAIL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
 EMAIL_RE = re.compile(r"^[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
+ZONE_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]$")
+# Lightsail blueprint and bundle ids: lamp_ls_1_0, micro_3_0, ...
+LIGHTSAIL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+UNIX_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
 @dataclass(frozen=True)
@@ -107,7 +119,8 @@ class Problem:
     """One thing wrong with the config: the key, what is wrong, and the command that fixes it."""
 
     key: str
-    # missing | placeholder | plaintext | unknown_module | needs | malformed | unknown_key
+    # missing | placeholder | plaintext | encrypted | unknown_module | needs | malformed |
+    # unknown_key
     kind: str
     message: str
     fix: str
@@ -160,7 +173,8 @@ class Settings:
 
 
 def _is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() == "")
+    # "null" is what the engine passes for a key written with no value (`key:`).
+    return value is None or (isinstance(value, str) and value.strip() in {"", "null"})
 
 
 def _strings_in(value: Any) -> list[str]:
@@ -174,9 +188,12 @@ def _strings_in(value: Any) -> list[str]:
 
 
 def parse_modules(value: Any) -> list[str] | None:
-    """The module list from config (a JSON string as the engine passes it, or a list).
+    """The module list from config: a YAML list, or a JSON list in a string.
 
-    None when the value is not a list of strings.
+    The string is what `pulumi config set freescout:modules '["tags"]'` stores and what the
+    engine passes to the program for a YAML list. This is the only parser of the module list
+    (the program, scripts/plan.py and the rebuild and restore tools all use it). None when the
+    value is anything else (a comma list, a number, null, a list holding a non-string).
     """
     if isinstance(value, str):
         try:
@@ -186,6 +203,16 @@ def parse_modules(value: Any) -> list[str] | None:
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return list(value)
     return None
+
+
+def modules_problem(value: Any) -> Problem | None:
+    """The problem with a module list `parse_modules` cannot read; None when it can."""
+    if parse_modules(value) is not None:
+        return None
+    empty = value is None or (isinstance(value, str) and value.strip() in {"", "null"})
+    what = "is empty (write [] to install no module)" if empty else \
+        f"{value!r} is not a list of module names (a YAML list, or a JSON list in quotes)"
+    return Problem(MODULES_KEY, "malformed", what, modules_command(list(catalog.SHORT_NAMES)))
 
 
 def parse_bool(value: Any) -> bool | None:
@@ -210,7 +237,7 @@ def validate(values: Mapping[str, Any], secret_keys: Collection[str] = ()) -> li
 
     # Placeholders anywhere, secrets included: they are never a real value.
     for key in sorted(values):
-        if any(PLACEHOLDER in s for s in _strings_in(values[key])):
+        if any(PLACEHOLDER in s.upper() for s in _strings_in(values[key])):
             spec = ALL_SPECS.get(key)
             fix = spec.fix() if spec else f"pulumi config set {key} <real value>"
             if key == MODULES_KEY:
@@ -231,8 +258,22 @@ def validate(values: Mapping[str, Any], secret_keys: Collection[str] = ()) -> li
             continue
         if spec.secret and spec.key not in secret_keys and spec.key not in placeholder_keys:
             add(spec.key, "plaintext", "is stored in plain text; it must be a secret", spec.fix())
+        if not spec.secret and spec.key in secret_keys:
+            # Not a secret, and scripts/rebuild.py and restore.py read it from the stack file
+            # without the passphrase: a plain `config set` stores it readable again.
+            add(spec.key, "encrypted", "is stored encrypted, but it is not a secret and the "
+                "rebuild tools must read it from the stack file", spec.fix())
+    encrypted_plain = {spec.key for spec in PLAIN_KEYS if spec.key in secret_keys}
 
     for key, spec_ok, what in (
+        ("aws:region", lambda v: bool(REGION_RE.match(v)), "an AWS region such as us-east-1"),
+        (f"{NS}:availability_zone", lambda v: bool(ZONE_RE.match(v)),
+         "an availability zone such as us-east-1a"),
+        (f"{NS}:blueprint_id", lambda v: bool(LIGHTSAIL_ID_RE.match(v)),
+         "a Lightsail blueprint id such as lamp_ls_1_0"),
+        (f"{NS}:bundle_id", lambda v: bool(LIGHTSAIL_ID_RE.match(v)),
+         "a Lightsail bundle id such as micro_3_0"),
+        (f"{NS}:ssh_user", lambda v: bool(UNIX_USER_RE.match(v)), "a user name such as admin"),
         (f"{NS}:hostname", lambda v: bool(HOSTNAME_RE.match(v)) and len(v) <= 253,
          "a lower-case DNS name such as tickets.raxx.app"),
         (f"{NS}:cloudflare_zone_id", lambda v: bool(ZONE_ID_RE.match(v)),
@@ -245,14 +286,23 @@ def validate(values: Mapping[str, Any], secret_keys: Collection[str] = ()) -> li
         (f"{NS}:freescout_ref", lambda v: bool(REF_RE.match(v)), "a git branch or tag name"),
     ):
         value = values.get(key)
-        if _is_blank(value) or key in placeholder_keys:
+        if _is_blank(value) or key in placeholder_keys or key in encrypted_plain:
             continue
         if not isinstance(value, str) or not spec_ok(value):
             add(key, "malformed", f"{value!r} is malformed: expected {what}", ALL_SPECS[key].fix())
 
+    region, zone = values.get("aws:region"), values.get(f"{NS}:availability_zone")
+    if (isinstance(region, str) and isinstance(zone, str) and REGION_RE.match(region)
+            and ZONE_RE.match(zone) and zone[:-1] != region):
+        add(f"{NS}:availability_zone", "malformed",
+            f"{zone!r} is not a zone of aws:region {region!r}",
+            set_command(f"{NS}:availability_zone", f"{region}a"))
+
     protect = values.get(f"{NS}:protect")
-    if not _is_blank(protect) and parse_bool(protect) is None:
-        add(f"{NS}:protect", "malformed", f"{protect!r} is not true or false",
+    if not _is_blank(protect) and f"{NS}:protect" not in secret_keys \
+            and parse_bool(protect) is None:
+        add(f"{NS}:protect", "malformed",
+            f"{protect!r} is not true or false (the instance's deletion protection)",
             set_command(f"{NS}:protect", "true"))
 
     raw_modules = values.get(MODULES_KEY)
@@ -260,12 +310,16 @@ def validate(values: Mapping[str, Any], secret_keys: Collection[str] = ()) -> li
     if raw_modules is None:
         add(MODULES_KEY, "missing", "is not set (an empty list [] installs no module)",
             modules_command(list(catalog.SHORT_NAMES)))
+    elif MODULES_KEY in secret_keys:
+        add(MODULES_KEY, "encrypted", "is stored encrypted, but it is not a secret and the "
+            "rebuild tools must read it from the stack file",
+            modules_command(list(catalog.SHORT_NAMES)))
     elif MODULES_KEY not in placeholder_keys:
-        parsed = parse_modules(raw_modules)
-        if parsed is None:
-            add(MODULES_KEY, "malformed", f"{raw_modules!r} is not a list of module names",
-                modules_command(list(catalog.SHORT_NAMES)))
+        shape = modules_problem(raw_modules)
+        if shape is not None:
+            problems.append(shape)
         else:
+            parsed = parse_modules(raw_modules) or []
             enabled = parsed
             bad = catalog.unknown(parsed)
             known = [s for s in parsed if s not in bad]
@@ -296,6 +350,120 @@ def validate(values: Mapping[str, Any], secret_keys: Collection[str] = ()) -> li
         elif spec.key not in secret_keys and spec.key not in placeholder_keys:
             add(spec.key, "plaintext", "is stored in plain text; it must be a secret", spec.fix())
     return problems
+
+
+# ---- the stack file, as the engine would read it -------------------------------------------
+
+class _EngineYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, resolving scalars as the Pulumi CLI's YAML 1.2 parser does.
+
+    Only `true`/`false` are booleans (YAML 1.1's `yes`, `no`, `on`, `off` are strings to the
+    engine: `protect: no` must be refused here as the program refuses it), dates stay strings,
+    and a key written twice is an error, as the CLI makes it.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is written twice", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+_EngineYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers
+            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_EngineYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
+
+
+@dataclass(frozen=True)
+class StackFile:
+    """Pulumi.<stack>.yaml's config: values as the engine passes them, and encrypted keys.
+
+    `values` holds strings, as the program receives them: a YAML list or mapping as JSON,
+    a boolean or number as its JSON text, an empty value as "null". An encrypted key's value
+    cannot be read without the passphrase: it holds `[encrypted in <file>]` and is listed in
+    `encrypted`.
+    """
+
+    path: Path
+    values: dict[str, str]
+    encrypted: frozenset[str]
+    raw: Mapping[str, Any] = field(repr=False)
+    """The `config:` mapping as written (for reading one plain value)."""
+
+
+def engine_value(value: Any) -> str:
+    """One config value in the form the engine passes it to the program."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _is_ciphertext(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("secure"), str)
+
+
+def read_stack_file(project_dir: Path, stack: str) -> StackFile:
+    """Read and check the shape of Pulumi.<stack>.yaml; UsageError naming what is wrong.
+
+    Checks only the file's shape (a mapping with a `config:` mapping of `namespace:key`
+    entries); `validate` judges the values.
+    """
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise UsageError(f"no stack file {path.name} in {project_dir}",
+                         hint=f"create the stack first: pulumi stack init {stack} "
+                         "(or pass --stack NAME)")
+    layout = ("the file must be a mapping whose `config:` key holds `namespace:key: value` "
+              "lines; `pulumi config set <key> <value>` writes it in that form")
+    try:
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_EngineYamlLoader)
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path.name} is not valid YAML: {error}",
+                         hint="fix the line shown (indent with spaces, never tabs; a key "
+                         f"written once); `git diff {path.name}` shows what changed") from error
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise UsageError(f"{path.name} holds a {_kind(document)}, not a mapping with a "
+                         "`config:` key", hint=layout)
+    raw = document.get("config")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path.name}: `config` holds a {_kind(raw)}, not a mapping",
+                         hint=layout)
+    odd = [repr(k) for k in raw if not isinstance(k, str) or ":" not in k]
+    if odd:
+        raise UsageError(f"{path.name}: config key(s) {', '.join(odd)} lack a namespace "
+                         f"(write {NS}:<key> or aws:<key>)", hint=layout)
+    values: dict[str, str] = {}
+    encrypted: set[str] = set()
+    for key, value in raw.items():
+        if _is_ciphertext(value):
+            encrypted.add(key)
+            values[key] = f"[encrypted in {path.name}]"
+        else:
+            values[key] = engine_value(value)
+    return StackFile(path, values, frozenset(encrypted), MappingProxyType(dict(raw)))
+
+
+def _kind(value: Any) -> str:
+    return {list: "list", dict: "mapping", str: "text", bool: "boolean", int: "number",
+            float: "number"}.get(
+        type(value), type(value).__name__)
 
 
 def from_mapping(

@@ -1,82 +1,75 @@
-"""The non-secret facts of a stack, read from its Pulumi.<stack>.yaml (no engine needed)."""
+"""The non-secret facts of a stack, read from its Pulumi.<stack>.yaml (no engine needed).
+
+The file is read and judged by freescout/settings.py, the same reader and validators the
+program's offline plan uses, so scripts/rebuild.py and scripts/restore.py refuse exactly the
+values the program would refuse (exit 2, naming the key and the command that fixes it).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from freescout import modules as catalog
-from operations.errors import UsageError
+from freescout import settings
 from operations.rebuild import Target
 
-NAMESPACE = "freescout"
+NAMESPACE = settings.NS
+
+# The keys the rebuild and restore tools act on; problems with other keys (an unset secret,
+# the Cloudflare zone) are for `pulumi up` to report, not a reason to refuse a restore.
+TARGET_KEYS: frozenset[str] = frozenset({
+    "aws:region",
+    f"{NAMESPACE}:instance_name",
+    f"{NAMESPACE}:static_ip_name",
+    f"{NAMESPACE}:hostname",
+    f"{NAMESPACE}:availability_zone",
+    f"{NAMESPACE}:bundle_id",
+    f"{NAMESPACE}:protect",
+    settings.MODULES_KEY,
+})
 
 
 def read_config(project_root: Path, stack: str) -> dict[str, Any]:
-    """The stack file's `config:` mapping, keys as written (`freescout:hostname`, ...)."""
-    path = project_root / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        raise UsageError(
-            f"no stack file {path.name} in {project_root}",
-            hint=f"create the stack first: pulumi stack init {stack}",
-        )
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise UsageError(f"{path.name} is not valid YAML: {error}") from error
-    config = document.get("config") or {}
-    if not isinstance(config, dict):
-        raise UsageError(f"{path.name}: `config` must be a mapping")
-    return config
+    """The stack file's `config:` mapping, keys and values as written (`freescout:hostname`...).
+
+    UsageError when the file is missing, not YAML, or not shaped as a stack file.
+    """
+    return dict(settings.read_stack_file(project_root, stack).raw)
 
 
 def load_target(project_root: Path, stack: str) -> Target:
-    """What scripts/rebuild.py rebuilds, from the stack file; names every missing key."""
-    config = read_config(project_root, stack)
-
-    def value(key: str, default: str | None = None) -> str:
-        found = config.get(f"{NAMESPACE}:{key}", default)
-        if found is None or (isinstance(found, str) and not found.strip()):
-            problems.append(f"pulumi config set --stack {stack} {NAMESPACE}:{key} <value>")
-            return ""
-        if isinstance(found, str) and found.startswith("REPLACE_WITH_"):
-            problems.append(
-                f"pulumi config set --stack {stack} {NAMESPACE}:{key} <value>"
-                " (the file holds a placeholder)"
-            )
-            return ""
-        return str(found)
-
-    problems: list[str] = []
-    target_modules = config.get(f"{NAMESPACE}:modules", [])
-    if isinstance(target_modules, str):
-        target_modules = [m.strip() for m in target_modules.split(",") if m.strip()]
-    unknown = catalog.unknown(target_modules)
-    if unknown:
-        problems.append(
-            f"unknown module(s) {', '.join(unknown)} in {NAMESPACE}:modules "
-            f"(known: {', '.join(catalog.SHORT_NAMES)})"
-        )
-    target = Target(
-        stack=stack,
-        instance_name=value("instance_name"),
-        static_ip_name=value("static_ip_name"),
-        hostname=value("hostname"),
-        module_aliases=tuple(
-            catalog.BY_SHORT[m].alias for m in target_modules if m in catalog.BY_SHORT
-        ),
-        availability_zone=value("availability_zone", "us-east-1a"),
-        bundle_id=value("bundle_id", "micro_3_0"),
-    )
+    """What scripts/rebuild.py and restore.py act on; UsageError naming every bad key."""
+    found = settings.read_stack_file(project_root, stack)
+    problems = [
+        _for_stack(p, stack)
+        for p in settings.validate(found.values, found.encrypted)
+        if p.key in TARGET_KEYS
+    ]
     if problems:
-        raise UsageError(
-            f"Pulumi.{stack}.yaml is missing what the rebuild needs:\n  " + "\n  ".join(problems)
-        )
-    return target
+        raise settings.InvalidConfig(problems, stack)
+    values = found.values
+    shorts = settings.parse_modules(values[settings.MODULES_KEY]) or []
+    return Target(
+        stack=stack,
+        instance_name=values[f"{NAMESPACE}:instance_name"],
+        static_ip_name=values[f"{NAMESPACE}:static_ip_name"],
+        hostname=values[f"{NAMESPACE}:hostname"],
+        module_aliases=tuple(m.alias for m in catalog.install_order(shorts)),
+        availability_zone=values[f"{NAMESPACE}:availability_zone"],
+        bundle_id=values[f"{NAMESPACE}:bundle_id"],
+    )
+
+
+def _for_stack(problem: settings.Problem, stack: str) -> settings.Problem:
+    """The problem with its fix aimed at `stack` (the tools take --stack; pulumi may not)."""
+    fix = problem.fix
+    for verb in ("set", "rm"):
+        fix = fix.replace(f"pulumi config {verb} ", f"pulumi config {verb} --stack {stack} ", 1)
+    return dataclasses.replace(problem, fix=fix)
 
 
 def config_value(project_root: Path, stack: str, key: str, default: Any = None) -> Any:
-    """One plain config value (e.g. `aws:region`, `freescout:ssh_user`)."""
+    """One plain config value as written (e.g. `aws:region`, `freescout:ssh_user`)."""
     return read_config(project_root, stack).get(key, default)
