@@ -45,12 +45,12 @@ def load_target(project_root: Path, stack: str) -> Target:
     problems = [
         _for_stack(p, stack)
         for p in settings.validate(found.values, found.encrypted)
-        if p.key in TARGET_KEYS
+        if p.key in TARGET_KEYS and not _unset_modules(p)
     ]
     if problems:
         raise settings.InvalidConfig(problems, stack)
     values = found.values
-    shorts = settings.parse_modules(values[settings.MODULES_KEY]) or []
+    shorts = settings.parse_modules(values.get(settings.MODULES_KEY, "[]")) or []
     return Target(
         stack=stack,
         instance_name=values[f"{NAMESPACE}:instance_name"],
@@ -60,6 +60,12 @@ def load_target(project_root: Path, stack: str) -> Target:
         availability_zone=values[f"{NAMESPACE}:availability_zone"],
         bundle_id=values[f"{NAMESPACE}:bundle_id"],
     )
+
+
+def _unset_modules(problem: settings.Problem) -> bool:
+    # A restore needs no module list (the snapshot holds the modules), and a rebuild's preview
+    # stops on it through the program; a list that is written must be right, though.
+    return problem.key == settings.MODULES_KEY and problem.kind == "missing"
 
 
 def _for_stack(problem: settings.Problem, stack: str) -> settings.Problem:

@@ -274,3 +274,12 @@ def test_rebuild_and_restore_exit_2_before_touching_anything(project: Path, text
     err = capsys.readouterr().err
     assert err.count("error:") == 2 and "Traceback" not in err
     assert not (project / ".runs").exists() or not any((project / ".runs").iterdir())
+
+
+def test_an_absent_module_list_is_no_module_for_the_tools(project: Path) -> None:
+    """restore needs none (the snapshot holds them); the program itself refuses an absent list."""
+    write(project, with_modules(""))
+    assert load_target(project, "prod").module_aliases == ()
+    found = settings.read_stack_file(project, "prod")
+    assert ("freescout:modules", "missing") in {
+        (p.key, p.kind) for p in settings.validate(found.values, found.encrypted)}
