@@ -144,3 +144,66 @@ def test_encrypted_values_count_as_set(tmp_path: Path, capsys) -> None:
 def test_missing_stack_file(tmp_path: Path, capsys) -> None:
     assert main(["--stack", "nope"], tmp_path) == exitcodes.USAGE
     assert "pulumi stack init nope" in capsys.readouterr().err
+
+
+PROD = (PROJECT_ROOT / "Pulumi.prod.yaml").read_text()
+MODULE_LINES = PROD[PROD.index("  freescout:modules:"):]
+
+
+def plan_of(tmp_path: Path, text: str, capsys) -> tuple[int, str, str]:
+    """scripts/plan.py's entry point on a stack file holding `text`: (exit code, out, err)."""
+    (tmp_path / "Pulumi.t.yaml").write_text(text)
+    code = main(["--stack", "t"], tmp_path)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("", ["Pulumi.t.yaml holds no config", "- freescout:hostname: is not set",
+          "fix: pulumi config set freescout:hostname tickets.raxx.app"]),
+    ("config:\n", ["holds no config"]),
+    ("- a\n- b\n", ["Pulumi.t.yaml holds a list, not a mapping"]),
+    ("tickets\n", ["holds a text, not a mapping"]),
+    ("config: [a]\n", ["`config` holds a list"]),
+    (PROD.replace("availability_zone: us-east-1a", "availability_zone: [x]"),
+     ["- freescout:availability_zone: '[\"x\"]' is malformed",
+      "fix: pulumi config set freescout:availability_zone us-east-1a"]),
+    (PROD.replace("protect: true", "protect: 'no'"),
+     ["- freescout:protect: 'no' is not true or false",
+      "fix: pulumi config set freescout:protect true"]),
+    (PROD.replace("protect: true", "protect: no"), ["- freescout:protect: 'no' is not true"]),
+    (PROD.replace(MODULE_LINES, "  freescout:modules:\n"),
+     ["- freescout:modules: is empty", "fix: pulumi config set freescout:modules '["]),
+    (PROD.replace(MODULE_LINES, "  freescout:modules: tags,custom_fields\n"),
+     ["- freescout:modules: 'tags,custom_fields' is not a list"]),
+    (PROD.replace("instance_name: raxx-tickets", "instance_name: [a, b]"),
+     ["- freescout:instance_name: '[\"a\",\"b\"]' is malformed"]),
+], ids=["empty-file", "empty-config", "top-list", "top-text", "config-list", "zone-list",
+        "protect-quoted-no", "protect-bare-no", "modules-null", "modules-comma", "name-list"])
+def test_config_of_the_wrong_type_is_exit_2_naming_key_and_fix(tmp_path: Path, capsys,
+                                                                text: str,
+                                                                words: list[str]) -> None:
+    code, out, err = plan_of(tmp_path, text, capsys)
+    assert code == exitcodes.USAGE, err
+    for word in words:
+        assert word in err, err
+    assert "Traceback" not in err + out and out == ""
+
+
+def test_the_readme_modules_command_plans_those_modules(tmp_path: Path, capsys) -> None:
+    """`pulumi config set freescout:modules '[...]'` stores a JSON string: read as a list."""
+    text = PROD.replace(MODULE_LINES,
+                        "  freescout:modules: '[\"tags\",\"custom_fields\",\"workflows\"]'\n")
+    code, out, err = plan_of(tmp_path, text, capsys)
+    assert code == exitcodes.OK, err
+    assert "module installs: 3" in out
+    assert out.index("freescout-module-tags") < out.index("freescout-module-workflows")
+
+
+def test_an_unset_host_name_is_stood_in_for(tmp_path: Path, capsys) -> None:
+    """The stand-in goes into user_data, so it must be sh-safe: no traceback, exit 0."""
+    code, out, err = plan_of(tmp_path, PROD.replace("  freescout:hostname: tickets.raxx.app\n",
+                                                    ""), capsys)
+    assert code == exitcodes.OK, err
+    tail = out[out.index("Unset settings"):]
+    assert "pulumi config set freescout:hostname tickets.raxx.app" in tail

@@ -5,11 +5,14 @@ Each kind of problem is shown with the exact `pulumi config set` command that fi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from freescout import modules as catalog
 from freescout import settings as config
 from operations import exitcodes
+from operations.errors import UsageError
 from tests import program_mocks as pm
 
 
@@ -92,8 +95,7 @@ def test_missing_key(key: str) -> None:
                                  "cloudflare:apiToken", "freescout:modules"])
 def test_placeholder_anywhere_including_secrets(key: str) -> None:
     values, secret_keys = pm.prod_config()
-    current = values[key]
-    values[key] = ["tags", "REPLACE_WITH_MODULES"] if isinstance(current, list) \
+    values[key] = '["tags","REPLACE_WITH_MODULES"]' if key == config.MODULES_KEY \
         else f"prefix-REPLACE_WITH_{key.upper()}"
     problems = config.validate(values, secret_keys)
     assert (key, "placeholder") in kinds(problems), problems
@@ -167,3 +169,100 @@ def test_mail_token_is_optional() -> None:
     values, secret_keys = pm.prod_config(mail_token="tok-1")
     problems = config.validate(values, secret_keys)
     assert kinds(problems) == {("freescout:mail_token", "plaintext")}
+
+
+def test_a_lower_case_placeholder_is_still_a_placeholder() -> None:
+    values, secret_keys = pm.prod_config(instance_name="replace_with_instance_name")
+    assert kinds(config.validate(values, secret_keys)) == {
+        ("freescout:instance_name", "placeholder")}
+
+
+@pytest.mark.parametrize("raw", ["no", "yes", "0", "1", "on", '["true"]', "maybe", 0])
+def test_protect_that_is_not_a_boolean_names_the_key_and_fix(raw) -> None:
+    values, secret_keys = pm.prod_config(protect=raw)
+    problems = config.validate(values, secret_keys)
+    assert kinds(problems) == {("freescout:protect", "malformed")}
+    assert problems[0].fix == "pulumi config set freescout:protect true"
+    with pytest.raises(config.InvalidConfig) as caught:
+        config.from_mapping(values, secret_keys)
+    assert caught.value.exit_code == exitcodes.USAGE
+
+
+@pytest.mark.parametrize(("raw", "words"), [
+    (None, "is not set"), ("null", "is empty"), ("", "is empty"), ("5", "is not a list"),
+    ('[{"a":"b"}]', "is not a list"), ("tags,slack", "is not a list"), ('"tags"', "is not a list"),
+    (5, "is not a list"), (["tags", 5], "is not a list"),
+])
+def test_module_list_of_the_wrong_shape(raw, words: str) -> None:
+    values, secret_keys = pm.prod_config()
+    values[config.MODULES_KEY] = raw
+    problems = config.validate(values, secret_keys)
+    assert {(p.key, p.kind) for p in problems} <= {
+        (config.MODULES_KEY, "missing"), (config.MODULES_KEY, "malformed")}, problems
+    (problem,) = problems
+    assert words in problem.message
+    assert problem.fix.startswith("pulumi config set freescout:modules '[\"api_webhooks\",")
+    assert config.parse_modules(raw) is None
+
+
+@pytest.mark.parametrize(("key", "raw"), [
+    ("aws:region", "us east 1"), ("aws:region", '["us-east-1"]'),
+    ("freescout:availability_zone", '["x"]'), ("freescout:availability_zone", "us-east-1"),
+    ("freescout:availability_zone", "us-west-2a"),  # not in aws:region us-east-1
+    ("freescout:blueprint_id", "lamp ls"), ("freescout:bundle_id", '{"a":1}'),
+    ("freescout:ssh_user", "root;reboot"), ("freescout:instance_name", "a b"),
+    ("freescout:static_ip_name", "[ip]"), ("freescout:hostname", "https://tickets.raxx.app/"),
+])
+def test_malformed_plain_values(key: str, raw: str) -> None:
+    values, secret_keys = pm.prod_config(**{key: raw})
+    problems = config.validate(values, secret_keys)
+    assert kinds(problems) == {(key, "malformed")}, problems
+    assert problems[0].fix.startswith(f"pulumi config set {key} ")
+
+
+def test_a_plain_setting_stored_encrypted_is_named() -> None:
+    values, secret_keys = pm.prod_config(instance_name="[encrypted in Pulumi.prod.yaml]")
+    problems = config.validate(values, {*secret_keys, "freescout:instance_name"})
+    assert kinds(problems) == {("freescout:instance_name", "encrypted")}
+    assert problems[0].fix == "pulumi config set freescout:instance_name raxx-tickets"
+
+
+def stack_file(tmp_path: Path, body: str) -> config.StackFile:
+    (tmp_path / "Pulumi.t.yaml").write_text("config:\n" + body, encoding="utf-8")
+    return config.read_stack_file(tmp_path, "t")
+
+
+def test_the_stack_file_reads_as_the_engine_passes_it(tmp_path: Path) -> None:
+    """Pulumi's CLI (yaml.v3, config.Value) passes strings: objects as JSON, scalars as text."""
+    found = stack_file(tmp_path, (
+        "  freescout:modules:\n    - tags\n    - slack\n"
+        "  freescout:protect: true\n"
+        "  freescout:instance_name: 12345\n"
+        "  freescout:ssh_user:\n"
+        "  freescout:freescout_ref: 2024-01-01\n"
+        "  freescout:blueprint_id: no\n"
+        "  freescout:license_tags:\n    secure: v1:abc\n"))
+    assert found.values == {
+        "freescout:modules": '["tags","slack"]',
+        "freescout:protect": "true",
+        "freescout:instance_name": "12345",
+        "freescout:ssh_user": "null",
+        "freescout:freescout_ref": "2024-01-01",  # no date type: the engine keeps it as text
+        "freescout:blueprint_id": "no",  # YAML 1.2: `no` is a string, not false
+        "freescout:license_tags": "[encrypted in Pulumi.t.yaml]",
+    }
+    assert found.encrypted == {"freescout:license_tags"}
+    assert found.raw["freescout:protect"] is True
+
+
+def test_unquoted_no_for_protect_is_refused_as_the_engine_would(tmp_path: Path) -> None:
+    found = stack_file(tmp_path, "  freescout:protect: no\n")
+    problems = config.validate(found.values, found.encrypted)
+    assert ("freescout:protect", "malformed") in kinds(problems)
+
+
+def test_a_key_written_twice_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as caught:
+        stack_file(tmp_path, "  aws:region: us-east-1\n  aws:region: eu-west-1\n")
+    assert "'aws:region' is written twice" in caught.value.message
+    assert caught.value.exit_code == exitcodes.USAGE
