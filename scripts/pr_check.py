@@ -15,6 +15,9 @@ EPILOG = f"""\
 input:
   the output of `pulumi preview --json > plan.json`, or an engine event log
   (`pulumi preview --event-log plan.jsonl`, or what the Automation API writes); `-` reads stdin.
+  Plain `preview --json` leaves out replacement steps, so it cannot show a resource deleted
+  because it left the program while the instance is replaced: prefer the event log, or add
+  `--show-replacement-steps` to the preview.
 
 exit codes:
   {exitcodes.OK:<3} safe: nothing that must survive is deleted or replaced
@@ -23,7 +26,8 @@ exit codes:
   {exitcodes.FORBIDDEN:<3} forbidden: a static IP, DNS record, SSM parameter or generated password
       would be deleted or replaced, the instance/ports/attachment deleted outright,
       a resource of a type the guard does not know deleted or replaced, or the preview failed
-  {exitcodes.USAGE:<3} unreadable input (missing, empty, not JSON, or JSON of another shape)
+  {exitcodes.USAGE:<3} unreadable input (missing, empty, not JSON, JSON of another shape or mixing
+      both forms, or the log of a preview that did not finish: no summaryEvent, or canceled)
 """
 
 
@@ -52,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         stdin_text = sys.stdin.read() if args.file == "-" else None
-        steps, errors = guard.read_plan_file(args.file, stdin_text)
-        report = guard.judge(steps, errors)
+        report = guard.judge_plan(guard.read_plan_file(args.file, stdin_text))
     except OpsError as error:
         print(error.render(), file=sys.stderr)
         return error.exit_code

@@ -48,8 +48,9 @@ def fixture(scenario: str, form: str) -> Path:
 
 
 def judged(scenario: str, form: str) -> guard.Report:
-    steps, errors = guard.read_plan(fixture(scenario, form).read_text(encoding="utf-8"))
-    return guard.judge(steps, errors, roles=STANDIN_ROLES)
+    return guard.judge_plan(
+        guard.read_plan(fixture(scenario, form).read_text(encoding="utf-8")), STANDIN_ROLES
+    )
 
 
 def urn_of(kind: str, steps) -> str:
@@ -112,8 +113,8 @@ def test_no_changes_is_safe_and_lists_nothing(form):
 
 def test_without_the_stand_in_roles_the_guard_fails_closed():
     """The stand-in types are unknown to the real table: any replace of them is forbidden."""
-    steps, errors = guard.read_plan(fixture("unprotected-replace", "preview.json").read_text())
-    assert guard.judge(steps, errors).verdict is Verdict.FORBIDDEN
+    plan = guard.read_plan(fixture("unprotected-replace", "preview.json").read_text())
+    assert guard.judge_plan(plan).verdict is Verdict.FORBIDDEN
 
 
 def test_automation_api_event_objects_match_the_log():
@@ -123,7 +124,7 @@ def test_automation_api_event_objects_match_the_log():
     text = fixture("protected-replace", "events.jsonl").read_text()
     objects = [auto_events.EngineEvent.from_json(json.loads(line)) for line in text.splitlines()]
     steps, errors = guard.steps_from_engine_events(objects)
-    assert (steps, errors) == guard.read_plan(text)
+    assert (steps, errors) == guard.read_plan(text)[:2]
     assert guard.judge(steps, errors, STANDIN_ROLES).verdict is Verdict.REBUILD
 
 
@@ -139,3 +140,71 @@ def test_pr_check_exit_code_on_real_output(scenario, capsys):
     # With the production table the stand-ins are unknown types: replaces fail closed.
     expected = exitcodes.OK if scenario == "no-changes" else exitcodes.FORBIDDEN
     assert code == expected, capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- a delete that is no replacement
+
+SAMPLES = Path(__file__).parent / "fixtures" / "guard"
+
+
+def ports_removed(name: str) -> guard.Plan:
+    """Real engine output (tests/fixtures/guard/make_engine_samples.py): the ports resource
+    removed from the program while the instance is replaced delete-first."""
+    return guard.read_plan((SAMPLES / name).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "engine-ports-removed.events.jsonl",
+        "engine-ports-removed.show-replacement-steps.preview.json",
+    ],
+)
+def test_ports_removed_during_the_instances_replacement_is_forbidden(name):
+    """The engine deletes the ports as `delete-replaced` (+ `remove-pending-replace`) with no
+    replacement: a plain delete of the ports, not a "replace that follows the instance"."""
+    plan = ports_removed(name)
+    report = guard.judge_plan(plan, STANDIN_ROLES)
+    ports = urn_of("InstancePublicPorts", plan.steps)
+    assert report.verdict is Verdict.FORBIDDEN, guard.render(report)
+    ops = [s.op for s in plan.steps if s.urn == ports]
+    assert ops[0] == "delete-replaced" and not set(ops) & guard.REPLACING_OPS
+    forbidden = {j.step.urn for j in report.offending if j.verdict is Verdict.FORBIDDEN}
+    assert forbidden == {ports}
+    assert "plain delete of the public ports" in guard.render(report)
+
+
+def test_plain_preview_json_of_the_same_plan_hides_the_delete_and_says_so():
+    """What `preview --json` leaves out the guard cannot see: the real digest has no step of
+    the ports at all. The verdict is the instance's (the rebuild cycle then judges the event
+    stream, which shows the delete), and the output says how to get the whole plan."""
+    plan = ports_removed("engine-ports-removed.preview.json")
+    assert not any(s.type_token == f"{STANDIN}InstancePublicPorts" for s in plan.steps)
+    report = guard.judge_plan(plan, STANDIN_ROLES)
+    assert report.verdict is Verdict.REBUILD
+    assert "--show-replacement-steps" in guard.render(report)
+
+
+@pytest.mark.parametrize("scenario", sorted(EXPECTED))
+def test_a_real_log_cut_short_or_canceled_is_unreadable(scenario):
+    text = fixture(scenario, "events.jsonl").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    summary = next(i for i, line in enumerate(lines) if '"summaryEvent"' in line)
+    for keep in (summary, summary // 2, 1):
+        with pytest.raises(guard.UnreadablePlan, match="the preview did not finish"):
+            guard.read_plan("\n".join(lines[:keep]))
+    canceled = json.loads(lines[summary])
+    canceled["summaryEvent"]["result"] = "canceled"
+    edited = [*lines[:summary], json.dumps(canceled), *lines[summary + 1 :]]
+    with pytest.raises(guard.UnreadablePlan, match="canceled"):
+        guard.read_plan("\n".join(edited))
+    # Every real log is whole: prelude first, summary, consecutive sequence numbers.
+    guard.steps_from_engine_events([json.loads(line) for line in lines], require_finished=True)
+
+
+@pytest.mark.parametrize("scenario", sorted(EXPECTED))
+def test_a_real_digest_with_an_event_key_added_is_unreadable(scenario):
+    digest = json.loads(fixture(scenario, "preview.json").read_text(encoding="utf-8"))
+    digest["cancelEvent"] = {}
+    with pytest.raises(guard.UnreadablePlan, match="engine event keys"):
+        guard.read_plan(json.dumps(digest))

@@ -6,6 +6,7 @@ test_guard.py); the real engine's output is judged in test_guard_engine_fixtures
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -52,6 +53,23 @@ def pr_check(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
             "dns-delete.events.jsonl",
             exitcodes.FORBIDDEN,
             urn("cloudflare:index/dnsRecord:DnsRecord", "tickets"),
+        ),
+        # The ports removed while the instance is replaced: a plain delete (real engine sequence).
+        (
+            "ports-removed-with-replace.events.jsonl",
+            exitcodes.FORBIDDEN,
+            urn("aws:lightsail/instancePublicPorts:InstancePublicPorts", "raxx-tickets-ports"),
+        ),
+        (
+            "ports-removed-with-replace.show-replacement-steps.preview.json",
+            exitcodes.FORBIDDEN,
+            urn("aws:lightsail/instancePublicPorts:InstancePublicPorts", "raxx-tickets-ports"),
+        ),
+        # The protected instance replaced as part of replacing the static IP: the IP decides.
+        (
+            "protected-instance-for-static-ip.preview.json",
+            exitcodes.FORBIDDEN,
+            urn(STATIC_IP, "raxx-tickets-ip"),
         ),
         ("password-rotation.preview.json", exitcodes.OK, None),
         ("no-changes.events.jsonl", exitcodes.OK, None),
@@ -102,6 +120,65 @@ def test_unreadable_input_exits_2_naming_the_file_and_the_fix(path, says):
     assert path in result.stderr and says in result.stderr, result.stderr
     assert "pulumi preview --json > plan.json" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+IP_URN = urn(STATIC_IP, "raxx-tickets-ip")
+PRELUDE = '{"sequence": 0, "timestamp": 1, "preludeEvent": {"config": {}}}'
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        pytest.param(
+            json.dumps({"steps": [{"op": "replace", "urn": IP_URN}], "cancelEvent": {}}),
+            "engine event keys (cancelEvent)",
+            id="digest-plus-cancel",
+        ),
+        pytest.param(
+            json.dumps({"steps": [{"op": "delete", "urn": IP_URN}], "progressEvent": {}}),
+            "engine event keys (progressEvent)",
+            id="digest-plus-progress",
+        ),
+        pytest.param('{"steps": {}, "diagnostics": []}', "must be lists", id="steps-object"),
+        pytest.param('{"steps": null}', "must be lists", id="steps-null"),
+        pytest.param('{"duration": 1}', "has no `steps`", id="duration-only"),
+        pytest.param('{"cancelEvent": {}}', "the preview did not finish", id="cancel-only"),
+        pytest.param(
+            PRELUDE
+            + "\n"
+            + json.dumps({"resourcePreEvent": {"metadata": {"urn": IP_URN, "op": "same"}}}),
+            "the preview did not finish",
+            id="truncated-log",
+        ),
+        pytest.param("[" * 200_000 + "]" * 200_000, "nested too deeply", id="deep-nesting"),
+        pytest.param(
+            '{"cancelEvent": {}}\n' + "[" * 200_000, "nested too deeply", id="deep-nesting-line"
+        ),
+    ],
+)
+def test_malformed_or_partial_plans_exit_2_with_a_message(tmp_path, text, says):
+    """Input the engine never writes, or a log of a preview that did not finish: never exit 0."""
+    plan = tmp_path / "plan.json"
+    plan.write_text(text)
+    result = pr_check(str(plan))
+    assert result.returncode == exitcodes.USAGE, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert says in result.stderr and str(plan) in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_error_with_an_empty_message_is_forbidden(tmp_path):
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"steps": [], "diagnostics": [{"severity": "error", "message": ""}]}')
+    result = pr_check(str(plan))
+    assert result.returncode == exitcodes.FORBIDDEN, result.stdout + result.stderr
+    assert "empty message" in result.stdout
+
+
+def test_plain_preview_json_with_a_replace_carries_the_note():
+    result = pr_check(str(PLANS / "instance-replace.preview.json"), "--format", "markdown")
+    assert result.returncode == exitcodes.NEEDS_REBUILD
+    assert "> **Note:**" in result.stdout and "--show-replacement-steps" in result.stdout
 
 
 def test_empty_stdin_and_binary_file(tmp_path):
