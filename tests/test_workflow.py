@@ -133,6 +133,7 @@ def test_uses_the_official_actions_pinned_to_a_major_version():
 def test_preview_writes_json_of_stack_prod_and_the_guard_reads_it():
     preview = step("preview")["run"]
     assert "pulumi preview --stack prod --json" in preview and "> plan.json" in preview
+    assert "--show-replacement-steps" in preview, "a delete during a replacement must show"
     assert "python scripts/pr_check.py plan.json --format markdown" in step("judge")["run"]
 
 
@@ -244,6 +245,7 @@ def test_preview_step_keeps_the_json_of_a_failed_preview(tmp_path, pulumi_exit):
         "--stack",
         "prod",
         "--json",
+        "--show-replacement-steps",
         "--non-interactive",
     ]
 
