@@ -227,3 +227,15 @@ def test_resume_after_the_plan_judges_a_changed_program_again(world, monkeypatch
     assert "StaticIp" in outcome.message
     assert cloud.read(world.paths.cloud)["resources"] == before, "nothing destroyed"
     assert world.engine.instance_protected() is True
+
+
+def test_ports_removed_during_the_replacement_stop_the_rebuild(world):
+    """A resource that leaves the program while the instance is replaced is a plain delete."""
+    world.stack.set_config("freescout:user_data_version", auto.ConfigValue("2"))
+    world.stack.set_config("standin:drop_ports", auto.ConfigValue("true"))
+    before = cloud.read(world.paths.cloud)["resources"]
+    outcome, _ = world.run()
+    assert outcome.exit_code == exitcodes.STOPPED, outcome.message
+    assert "ports" in outcome.message
+    assert cloud.read(world.paths.cloud)["resources"] == before
+    assert world.engine.instance_protected() is True

@@ -5,6 +5,7 @@ instance; `user_data_version` forces the instance's replacement when it changes.
 Config (namespace `standin`, test switches): `state_dir` (required: the folder of the JSON cloud),
 `replace_static_ip` (true renames the static IP, which forces its replacement),
 `fail_ssh_times` (the provisioning step `configure` fails that many times with an SSH reset),
+`drop_ports` (true removes the public ports from the program: a plain delete),
 `db_password` (secret: passed to `configure`, used to prove secrets stay masked).
 """
 
@@ -36,6 +37,7 @@ def program() -> None:
     user_data_version = settings.get("user_data_version") or "1"
     replace_static_ip = switches.get_bool("replace_static_ip") or False
     fail_ssh_times = switches.get_int("fail_ssh_times") or 0
+    drop_ports = switches.get_bool("drop_ports") or False
     db_password = switches.get_secret("db_password") or pulumi.Output.secret("unset")
 
     instance = Instance(
@@ -50,16 +52,17 @@ def program() -> None:
         },
         pulumi.ResourceOptions(protect=protect, delete_before_replace=True),
     )
-    InstancePublicPorts(
-        f"{INSTANCE_NAME}-ports",
-        {
-            "state_dir": state_dir,
-            "instance_name": INSTANCE_NAME,
-            "instance_id": instance.id,
-            "ports": [22, 80, 443],
-        },
-        pulumi.ResourceOptions(depends_on=[instance], delete_before_replace=True),
-    )
+    if not drop_ports:
+        InstancePublicPorts(
+            f"{INSTANCE_NAME}-ports",
+            {
+                "state_dir": state_dir,
+                "instance_name": INSTANCE_NAME,
+                "instance_id": instance.id,
+                "ports": [22, 80, 443],
+            },
+            pulumi.ResourceOptions(depends_on=[instance], delete_before_replace=True),
+        )
     static_ip = StaticIp(
         f"{INSTANCE_NAME}-ip",
         {
