@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -173,8 +174,7 @@ class Settings:
 
 
 def _is_blank(value: Any) -> bool:
-    # "null" is what the engine passes for a key written with no value (`key:`).
-    return value is None or (isinstance(value, str) and value.strip() in {"", "null"})
+    return value is None or (isinstance(value, str) and value.strip() == "")
 
 
 def _strings_in(value: Any) -> list[str]:
@@ -358,8 +358,8 @@ class _EngineYamlLoader(yaml.SafeLoader):
     """PyYAML's safe loader, resolving scalars as the Pulumi CLI's YAML 1.2 parser does.
 
     Only `true`/`false` are booleans (YAML 1.1's `yes`, `no`, `on`, `off` are strings to the
-    engine: `protect: no` must be refused here as the program refuses it), dates stay strings,
-    and a key written twice is an error, as the CLI makes it.
+    engine: `protect: no` must be refused here as the program refuses it), and a key written
+    twice is an error, as the CLI makes it.
     """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -378,8 +378,7 @@ class _EngineYamlLoader(yaml.SafeLoader):
 
 
 _EngineYamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers
-            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _EngineYamlLoader.add_implicit_resolver(
@@ -392,7 +391,7 @@ class StackFile:
     """Pulumi.<stack>.yaml's config: values as the engine passes them, and encrypted keys.
 
     `values` holds strings, as the program receives them: a YAML list or mapping as JSON,
-    a boolean or number as its JSON text, an empty value as "null". An encrypted key's value
+    a boolean or number as its JSON text, an empty value as "". An encrypted key's value
     cannot be read without the passphrase: it holds `[encrypted in <file>]` and is listed in
     `encrypted`.
     """
@@ -405,10 +404,41 @@ class StackFile:
 
 
 def engine_value(value: Any) -> str:
-    """One config value in the form the engine passes it to the program."""
+    """One config value in the form the engine passes it to the program.
+
+    As Pulumi's config.Value stores it: text as is, nothing as "", a date as Go prints a time,
+    anything else as JSON (Go's: 1.0 is "1").
+    """
+    if value is None:
+        return ""
+    if isinstance(value, (str, date)):
+        return _go_scalar(value)
+    return json.dumps(_go_json(value), separators=(",", ":"))
+
+
+def _go_scalar(value: str | date) -> str:
     if isinstance(value, str):
         return value
-    return json.dumps(value, separators=(",", ":"), default=str)
+    moment = value if isinstance(value, datetime) else \
+        datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if moment.tzinfo is None:  # YAML: a time without a zone is UTC
+        moment = moment.replace(tzinfo=UTC)
+    offset = moment.strftime("%z")
+    zone = "UTC" if moment.utcoffset() == timedelta(0) else offset
+    fraction = f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond else ""
+    return f"{moment:%Y-%m-%d %H:%M:%S}{fraction} {offset} {zone}"
+
+
+def _go_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _go_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_go_json(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    if isinstance(value, date):
+        return _go_scalar(value)
+    return value
 
 
 def _is_ciphertext(value: Any) -> bool:

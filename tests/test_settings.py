@@ -246,8 +246,8 @@ def test_the_stack_file_reads_as_the_engine_passes_it(tmp_path: Path) -> None:
         "freescout:modules": '["tags","slack"]',
         "freescout:protect": "true",
         "freescout:instance_name": "12345",
-        "freescout:ssh_user": "null",
-        "freescout:freescout_ref": "2024-01-01",  # no date type: the engine keeps it as text
+        "freescout:ssh_user": "",
+        "freescout:freescout_ref": "2024-01-01 00:00:00 +0000 UTC",  # a Go time, as text
         "freescout:blueprint_id": "no",  # YAML 1.2: `no` is a string, not false
         "freescout:license_tags": "[encrypted in Pulumi.t.yaml]",
     }

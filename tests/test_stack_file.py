@@ -7,8 +7,11 @@ key and the command that fixes it, never as a traceback or as a name passed on t
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,7 @@ from operations.errors import UsageError
 from operations.rebuild_cli import main as rebuild_main
 from operations.restore_cli import main as restore_main
 from operations.stack_file import config_value, load_target, read_config
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, find_tool, need
 
 PROD = (PROJECT_ROOT / "Pulumi.prod.yaml").read_text(encoding="utf-8")
 MODULE_LINES = PROD[PROD.index("  freescout:modules:"):]
@@ -283,3 +286,68 @@ def test_an_absent_module_list_is_no_module_for_the_tools(project: Path) -> None
     found = settings.read_stack_file(project, "prod")
     assert ("freescout:modules", "missing") in {
         (p.key, p.kind) for p in settings.validate(found.values, found.encrypted)}
+
+
+# Values whose reading differs between YAML parsers or type systems: PyYAML alone would call
+# `no` false, keep 1.0 as "1.0", a date as "2024-01-01" and an empty value as None.
+TRICKY = """\
+config:
+  aws:region: us-east-1
+  freescout:protect: no
+  freescout:admin_email: yes
+  freescout:instance_name: 12345
+  freescout:ssh_user:
+  freescout:freescout_ref: 2024-01-01
+  freescout:bundle_id: 1.0
+  freescout:blueprint_id: 1.25
+  freescout:hostname: TRUE
+  freescout:availability_zone: [us-east-1a, {a: 1.0, b: no}, ~, false]
+  freescout:static_ip_name: '["x"]'
+  freescout:license_tags:
+    secure: v1:AAAA
+"""
+
+
+@pytest.mark.engine
+def test_values_are_read_as_the_pulumi_cli_reads_them(tmp_path: Path) -> None:
+    """The real CLI's `pulumi config --json` against settings.read_stack_file, value by value;
+    then the README's modules command through the real CLI, read back by load_target."""
+    cli = find_tool("pulumi")
+    need(cli is not None, "the Pulumi CLI", "run 'sh tools/setup.sh' (it builds it with Go)")
+    assert cli is not None
+    work = tmp_path / "project"
+    work.mkdir()
+    shutil.copy(PROJECT_ROOT / "Pulumi.yaml", work / "Pulumi.yaml")
+    (work / "Pulumi.prod.yaml").write_text(TRICKY, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    env.update(PULUMI_BACKEND_URL=f"file://{tmp_path / 'backend'}",
+               PULUMI_HOME=str(tmp_path / "home"), PULUMI_CONFIG_PASSPHRASE="test-only",
+               PULUMI_SKIP_UPDATE_CHECK="true")
+    (tmp_path / "backend").mkdir()
+
+    def pulumi(*args: str) -> str:
+        done = subprocess.run([cli, *args, "--stack", "prod", "--non-interactive"], cwd=work,
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"pulumi {' '.join(args)}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+    pulumi("stack", "init", "--secrets-provider", "passphrase")
+    # `stack init` rewrites the file in its own normal form: put ours back, with its salt.
+    salt = next(line for line in (work / "Pulumi.prod.yaml").read_text().splitlines()
+                if line.startswith("encryptionsalt:"))
+    (work / "Pulumi.prod.yaml").write_text(TRICKY + salt + "\n", encoding="utf-8")
+    found = settings.read_stack_file(work, "prod")
+    engine = {k: v["value"] for k, v in json.loads(pulumi("config", "--json")).items()
+              if not v["secret"]}
+    ours = {k: v for k, v in found.values.items() if k not in found.encrypted}
+    assert ours == engine
+    assert found.encrypted == {"freescout:license_tags"}
+
+    write(work, PROD)
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    stored = re.search(r"pulumi config set freescout:modules '(\[[^']*\])'", readme)
+    assert stored, "the README shows how to choose modules"
+    pulumi("config", "rm", "freescout:modules")
+    pulumi("config", "set", "freescout:modules", stored.group(1))
+    assert "freescout:modules: '[" in (work / "Pulumi.prod.yaml").read_text(encoding="utf-8")
+    assert load_target(work, "prod").module_aliases == ("customfields", "tags", "workflows")
