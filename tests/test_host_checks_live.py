@@ -1,8 +1,8 @@
 """The data check end to end: the real ssh adapter to a real sshd, which runs the real mysql
 client against a real MariaDB whose `freescout` user's password is read from a file on the host.
 
-Not proven here: `sudo -n` on the instance (sudo is not installed on the test machine, so the
-command runs as root with `env` in sudo's place: same nesting and quoting, not sudo's policy),
+The commands run through the real `sudo -n` (as root here, so the instance's sudoers policy for
+`admin` is not proven), with the same nesting and quoting as on the instance. Not proven either:
 Debian's default socket path, and the schema of a real FreeScout database (two plain tables here).
 """
 
@@ -17,6 +17,7 @@ from operations.host_checks import (
     data_check_command,
 )
 from tests import servers
+from tests.conftest import find_tool, need
 from tests.servers import MariaDbServer, SshServer
 
 pytestmark = [pytest.mark.sshd, pytest.mark.mariadb]
@@ -33,10 +34,14 @@ def host(sshd_server: SshServer, tmp_path):
     return shell
 
 
+@pytest.fixture(autouse=True)
+def real_sudo() -> None:
+    need(find_tool("sudo") is not None, "sudo", "apt-get install sudo (tools/setup.sh does)")
+
+
 def run_check(shell, db: MariaDbServer, **overrides):
     options = {
         "password_file": str(db.password_file),
-        "privilege": ("env",),
         "mysql_options": db.client_options,
     }
     options.update(overrides)
@@ -94,5 +99,5 @@ def test_password_is_in_no_argument(mariadb_server: MariaDbServer):
 def test_log_tail_over_ssh(host, tmp_path):
     log = tmp_path / "cloud-init-output.log"
     log.write_text("".join(f"line {i}\n" for i in range(100)))
-    tail = cloud_init_log_tail(host, lines=3, path=str(log), privilege=("env",))
+    tail = cloud_init_log_tail(host, lines=3, path=str(log), privilege=("sudo", "-n"))
     assert tail == "line 97\nline 98\nline 99\n"

@@ -9,9 +9,9 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
 say() { printf 'setup: %s\n' "$*"; }
 
-# 1. Debian packages the tests drive for real: dash and shellcheck (user_data), OpenSSH and
-#    MariaDB (data check and verify run against real local servers).
-DEBS="dash shellcheck openssh-server openssh-client mariadb-server mariadb-client"
+# 1. Debian packages the tests drive for real: dash and shellcheck (user_data), OpenSSH,
+#    MariaDB and sudo (the data check runs over real ssh, sudo and mysql to a real server).
+DEBS="dash shellcheck openssh-server openssh-client mariadb-server mariadb-client sudo"
 missing=""
 for p in $DEBS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
