@@ -179,7 +179,16 @@ class AutomationEngine:
                 raise self._failure("preview", run) from error
             steps, _ = guard.steps_from_engine_events(run.events)
             return PreviewResult(steps=steps, error="\n".join(errors), change_summary=run.summary)
-        steps, _ = guard.steps_from_engine_events(run.events)
+        try:
+            # A preview that "succeeded" must have streamed its whole plan, summary included:
+            # a truncated stream could hide the step that matters.
+            steps, _ = guard.steps_from_engine_events(run.events, require_finished=True)
+        except guard.UnreadablePlan as error:
+            raise OpsError(
+                "the preview's event stream ended before its summary",
+                cause=error.message,
+                hint="run `pulumi preview` by hand; nothing was changed",
+            ) from error
         return PreviewResult(steps=steps, error=None, change_summary=run.summary)
 
     def preview_expect_no_changes(self) -> bool:

@@ -427,7 +427,7 @@ class OpenSshShell:
                     return None
                 state.port_ok = True
             try:
-                result = self.run("true", timeout=min(self.connect_timeout + 20.0, remaining + 5))
+                result = self.run("true", timeout=min(self.connect_timeout + 20.0, remaining))
             except SshConnectError as error:
                 state.last = error.cause or error.message
                 state.port_ok = False  # sshd restarting: look at the port again first
