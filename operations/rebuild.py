@@ -162,7 +162,8 @@ class Rebuild:
             self._phase(Phase.POST_INSTALL, self._post_install)
         except StoppedByCheck as stop:
             self._cancel.set()
-            self._make_sure_protected(after_failure=False)
+            # A stop after an earlier process began the replacement still writes the bit.
+            self._make_sure_protected(after_failure=self._replace_ever_started())
             journal.state = RunState.STOPPED
             journal.note(f"stopped: {stop.message}")
             return Outcome(stop.exit_code, RunState.STOPPED, stop.render())
@@ -539,36 +540,67 @@ class Rebuild:
         return Outcome(exitcodes.OK, RunState.DRY_RUN, "\n".join(lines))
 
     def _make_sure_protected(self, *, after_failure: bool) -> bool | None:
-        """End every run with protect on in config and, after a change, in the state."""
+        """End every run with protect on in config and, after a change, in the state.
+
+        The bit is written by an `up`. A full `up` only when the guard finds nothing forbidden in
+        what it would apply (an unguarded `up` after a failure must not apply a change the plan
+        would have refused); else, or when it fails, an `up` targeted at the instance alone.
+        """
         engine = self.a.engine
-        if not self._protect_touched:
+        if not self._protect_touched and not self._replace_ever_started():
             return None
         try:
             engine.set_protect(True)
         except Exception as error:  # noqa: BLE001 - report, then fall through to the check
             self.journal.note(f"protect: could not set config: {error}")
-        if not after_failure or self.journal.status(Phase.REPLACE) is Status.PENDING:
+        if not after_failure or not self._replace_ever_started():
             return None
         if self._state_protected():
             return True
-        self.a.progress.say("protect: writing the protect bit with `up`")
-        try:
-            engine.up()
-        except Exception as error:  # noqa: BLE001 - fall back to a targeted up
-            self._lock_seen |= isinstance(error, StackLocked)
-            self.journal.note(f"protect: full `up` failed: {error}")
+        if self._full_up_is_safe():
+            self.a.progress.say("protect: writing the protect bit with `up`")
+            try:
+                engine.up()
+            except Exception as error:  # noqa: BLE001 - fall back to a targeted up
+                self._lock_seen |= isinstance(error, StackLocked)
+                self.journal.note(f"protect: full `up` failed: {error}")
+        if not self._state_protected():
             urn = getattr(engine, "instance_urn", None)
             target = urn() if callable(urn) else None
             if target:
-                self.a.progress.say(
-                    "protect: the stack is not healthy; `up` targeted at the instance"
-                )
+                self.a.progress.say("protect: `up` targeted at the instance alone")
                 try:
                     engine.up(targets=[target])
                 except Exception as targeted_error:  # noqa: BLE001
                     self._lock_seen |= isinstance(targeted_error, StackLocked)
                     self.journal.note(f"protect: targeted `up` failed: {targeted_error}")
         return self._state_protected()
+
+    def _replace_ever_started(self) -> bool:
+        return int(self.journal.phases.get(Phase.REPLACE.value, {}).get("attempts", 0)) > 0
+
+    def _full_up_is_safe(self) -> bool:
+        """Judge what a full `up` would apply now (protect on); forbidden means targeted only."""
+        from operations import guard
+
+        try:
+            preview = self.a.engine.preview()
+        except Exception as error:  # noqa: BLE001 - no judgement, no full up
+            self._lock_seen |= isinstance(error, StackLocked)
+            self.journal.note(f"protect: preview before the protecting `up` failed: {error}")
+            return False
+        roles = self.options.guard_roles or guard.KNOWN_TYPES
+        report = guard.judge(
+            preview.steps,
+            errors=[preview.error] if preview.error else [],
+            roles=roles,  # type: ignore[arg-type]
+        )
+        if report.verdict is guard.Verdict.FORBIDDEN:
+            self.journal.note(
+                "protect: the full `up` would apply a forbidden change; targeted only"
+            )
+            return False
+        return True
 
     def _state_protected(self) -> bool:
         try:

@@ -81,7 +81,10 @@ class FakeEngine:
         if self.fail_up:
             if not (self.fail_full_up_only and targets):
                 raise OpsError(self.fail_up)
-        if self.transient_failures > 0 and (self.needs_replace or self.provisioning_pending):
+        # A targeted `up` touches the instance alone: the failing provisioning step is not run.
+        if not targets and self.transient_failures > 0 and (
+            self.needs_replace or self.provisioning_pending
+        ):
             self.transient_failures -= 1
             if self.needs_replace:
                 if self.config_protect and self.state_protect:

@@ -421,3 +421,22 @@ def test_no_second_plan_when_nothing_changed(tmp_path):
     rebuild.timing = FAST
     assert rebuild.run().exit_code == exitcodes.OK
     assert world.engine.calls.count("preview") == 2, "plan and the re-protect check only"
+
+
+def test_stop_on_resume_after_a_begun_replacement_still_protects_without_a_full_up(tmp_path):
+    world = World(tmp_path, transient_failures=9)
+    outcome, journal = world.run()
+    assert outcome.exit_code == exitcodes.FAILED
+    assert world.engine.state_protect, "the targeted up protected it"
+    world.engine.state_protect = False  # as if killed while it was unprotected
+    world.engine.transient_failures = 0
+    world.engine.forbidden_change = True  # and the program changed meanwhile
+    calls_before = len(world.engine.calls)
+
+    outcome, _ = world.run(journal=world.store.latest_resumable("prod"))
+
+    assert outcome.exit_code == exitcodes.STOPPED, outcome.message
+    assert world.engine.state_protect, "protected again"
+    later = world.engine.calls[calls_before:]
+    assert "up()" not in later, f"no unguarded full up of a forbidden change: {later}"
+    assert any(c.startswith("up(['urn:") for c in later), later
