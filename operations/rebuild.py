@@ -76,6 +76,7 @@ class Timing:
     up_attempts: int = 3
     up_retry_pause: float = 60
     site_deadline: float = 300
+    data_check_max_age: float = 120  # older than this, the data is checked again before destroy
     poll_backoff: Backoff = Backoff(first=5, factor=1.5, maximum=30)
 
 
@@ -162,11 +163,24 @@ class Rebuild:
             self._phase(Phase.POST_INSTALL, self._post_install)
         except StoppedByCheck as stop:
             self._cancel.set()
-            # A stop after an earlier process began the replacement still writes the bit.
-            self._make_sure_protected(after_failure=self._replace_ever_started())
             journal.state = RunState.STOPPED
             journal.note(f"stopped: {stop.message}")
-            return Outcome(stop.exit_code, RunState.STOPPED, stop.render())
+            if not self._replace_ever_started():
+                self._make_sure_protected(after_failure=False)
+                return Outcome(stop.exit_code, RunState.STOPPED, stop.render())
+            # The replacement began in an earlier process: the bit must be in the state too.
+            protected = self._make_sure_protected(after_failure=True)
+            journal.facts["protected_after_stop"] = protected
+            journal.save()
+            if protected:
+                line = f"instance {self.target.instance_name}: protected (confirmed in state)"
+                return Outcome(stop.exit_code, RunState.STOPPED, stop.render() + "\n" + line)
+            line = (
+                f"instance {self.target.instance_name}: PROTECTION NOT CONFIRMED - run "
+                f"`pulumi config set --stack {self.target.stack} freescout:protect true` and "
+                f"`pulumi up --stack {self.target.stack} --target <instance URN>` now"
+            )
+            return Outcome(exitcodes.UNSAFE, RunState.STOPPED, stop.render() + "\n" + line)
         except OpsError as error:
             self._cancel.set()
             return self._failed(error)
@@ -236,11 +250,12 @@ class Rebuild:
             f"static IP {static_ip.name} = {static_ip.ip_address}"
         )
 
-    def _data_check(self) -> None:
+    def _data_check(self, situation: str | None = None) -> None:
         host = self.a.host
         host.trust_instance(self.target.instance_name)
         host.wait_reachable()
         result = host.data_check()
+        self.journal.facts["data_checked_at"] = self.a.wall_clock().isoformat()
         self.journal.facts["data_check"] = {
             "state": result.state.value,
             "conversations": result.conversations,
@@ -257,6 +272,13 @@ class Rebuild:
             if result.state is DataState.HAS_DATA
             else f"the data check could not tell whether there is data ({result.detail})"
         )
+        if situation:
+            raise StoppedByCheck(
+                f"{situation}, and {what}",
+                hint="if it is this run's half-built replacement, resume with --backup-taken "
+                f"(snapshot {self.journal.facts.get('snapshot_name')} holds the old data); "
+                "otherwise start a new run, which checks and snapshots this instance",
+            )
         raise StoppedByCheck(
             f"{what}: destroying the instance destroys its database",
             hint="dump the database first (freescout-backup-restore runbook), then rerun with "
@@ -318,28 +340,65 @@ class Rebuild:
         return self.a.fingerprint() if self.a.fingerprint else None
 
     def _check_again_before_destroy(self) -> None:
-        """Judge the plan again right before the unprotected `up`, unless this process just did.
+        """Right before the unprotected `up`: is the plan still the one judged, and is the
+        instance that would be destroyed still empty?
 
-        A resumed run (or a program or stack file changed since the plan) must not destroy on
-        an old verdict: the data check runs again while the old instance still stands, and the
-        preview is judged again.
+        - The instance this run found still stands: the data check runs again when the last one
+          is older than Timing.data_check_max_age (the snapshot wait and the prompt take minutes
+          and tickets may arrive meanwhile); on a resumed run, or when the program or the stack
+          file changed since the plan, the plan is judged again.
+        - It is gone, or the instance standing is the one this run created: the replacement is
+          underway; the rest of it may judge "safe", never "forbidden".
+        - Another instance stands (restored since, or made by a run killed before it could note
+          it): its data is checked first, and only an empty one goes on.
         """
-        if self._planned_here and self._fingerprint() == self.journal.facts.get("fingerprint"):
-            return
-        why = (
-            "the program or the stack configuration changed since the plan"
-            if self._planned_here
-            else "a resumed run checks again before it destroys anything"
-        )
-        self.a.progress.say(f"replace: {why}")
         instance = self.a.lightsail.get_instance(self.target.instance_name)
-        old_created = self.journal.facts.get("old_instance_created_at")
-        old_still_there = instance is not None and (
-            old_created is None or instance.created_at == old_created
-        )
-        if old_still_there:
-            self._data_check()
-        self._plan(replacement_underway=not old_still_there)
+        facts = self.journal.facts
+        created = instance.created_at if instance else None
+        plan_is_current = self._planned_here and self._fingerprint() == facts.get("fingerprint")
+        if instance is not None and created == facts.get("old_instance_created_at"):
+            if not plan_is_current or self._data_check_age() > self.timing.data_check_max_age:
+                self.a.progress.say("replace: checking the data again right before the destroy")
+                self._data_check()
+            if not plan_is_current:
+                self.a.progress.say("replace: judging the plan again (resumed or changed)")
+                self._plan()
+            return
+        if instance is not None and created != facts.get("new_instance_created_at"):
+            self.a.progress.say(
+                "replace: the instance standing is not the one this run found: checking its data"
+            )
+            self._data_check(
+                situation=(
+                    "the instance standing is not the one this run found (restored since, or "
+                    "the half-built replacement of a run killed mid-way)"
+                ),
+            )
+        if not plan_is_current:
+            self.a.progress.say("replace: judging the rest of the replacement")
+            self._plan(replacement_underway=True)
+
+    def _data_check_age(self) -> float:
+        checked = self.journal.facts.get("data_checked_at")
+        if not checked:
+            return float("inf")
+        then = datetime.fromisoformat(str(checked))
+        return (self.a.wall_clock() - then).total_seconds()
+
+    def _note_new_instance(self) -> None:
+        """Remember the instance this run's `up` created, so a resume can tell it apart."""
+        try:
+            instance = self.a.lightsail.get_instance(self.target.instance_name)
+        except Exception as error:  # noqa: BLE001 - only a note for a later resume
+            self.journal.note(f"replace: could not read the new instance: {error}")
+            return
+        if (
+            instance
+            and instance.created_at
+            and (instance.created_at != self.journal.facts.get("old_instance_created_at"))
+        ):
+            self.journal.facts["new_instance_created_at"] = instance.created_at
+            self.journal.save()
 
     def _snapshot_phase(self) -> None:
         self._phase(Phase.SNAPSHOT, self._snapshot)
@@ -406,14 +465,17 @@ class Rebuild:
             )
 
         pause = self.timing.up_retry_pause
-        result = retry(
-            lambda: engine.up(),
-            is_transient=lambda error: isinstance(error, TransientError),
-            attempts=self.timing.up_attempts,
-            backoff=Backoff(first=pause, factor=1.0, maximum=pause),
-            clock=self.a.clock,
-            on_retry=on_retry,
-        )
+        try:
+            result = retry(
+                lambda: engine.up(),
+                is_transient=lambda error: isinstance(error, TransientError),
+                attempts=self.timing.up_attempts,
+                backoff=Backoff(first=pause, factor=1.0, maximum=pause),
+                clock=self.a.clock,
+                on_retry=on_retry,
+            )
+        finally:
+            self._note_new_instance()
         self.journal.facts["replace_counts"] = dict(result.change_summary)
 
     def _save_instance_state(self) -> None:

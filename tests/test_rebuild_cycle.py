@@ -5,7 +5,7 @@ The same driver runs against the real engine in tests/test_rebuild_engine.py.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -408,7 +408,7 @@ def test_a_change_during_the_snapshot_wait_is_judged_before_the_destroy(tmp_path
     outcome = rebuild.run()
     assert outcome.exit_code == exitcodes.OK, outcome.message
     assert world.engine.calls.count("preview") == 3, "plan, plan again, re-protect check"
-    assert any("changed since the plan" in line for line in world.progress.lines)
+    assert any("judging the plan again" in line for line in world.progress.lines)
 
 
 def test_no_second_plan_when_nothing_changed(tmp_path):
@@ -440,3 +440,61 @@ def test_stop_on_resume_after_a_begun_replacement_still_protects_without_a_full_
     later = world.engine.calls[calls_before:]
     assert "up()" not in later, f"no unguarded full up of a forbidden change: {later}"
     assert any(c.startswith("up(['urn:") for c in later), later
+
+
+def test_an_instance_restored_since_is_checked_before_a_resume_destroys_it(tmp_path):
+    world = World(tmp_path, transient_failures=9)
+    outcome, _ = world.run()
+    assert outcome.exit_code == exitcodes.FAILED
+    # The operator restores the pre-rebuild snapshot; tickets arrive on the restored instance.
+    world.engine.generation = 3
+    world.engine.needs_replace, world.engine.provisioning_pending = True, False
+    world.engine.transient_failures = 0
+    world.host.data = DataCheck(DataState.HAS_DATA, 42, 3)
+
+    outcome, _ = world.run(journal=world.store.latest_resumable("prod"))
+
+    assert outcome.exit_code == exitcodes.STOPPED, outcome.message
+    assert "not the one this run found" in outcome.message
+    assert world.engine.generation == 3, "the restored instance was not destroyed"
+    assert "protected (confirmed in state)" in outcome.message
+
+
+def test_the_data_is_checked_again_when_the_last_check_is_old(tmp_path):
+    world = World(tmp_path)
+    minutes = iter(range(0, 10_000, 10))
+    start = datetime(2026, 12, 3, 17, 0, 0, tzinfo=UTC)
+    adapters = world.adapters()
+    adapters.wall_clock = lambda: start + timedelta(minutes=next(minutes))
+    answers = iter([DataCheck(DataState.EMPTY, 0, 1), DataCheck(DataState.HAS_DATA, 7, 1)])
+    world.host.data_check = lambda: next(answers)  # type: ignore[method-assign]
+    rebuild = Rebuild(TARGET, adapters, world.store.new("prod"),
+                      Options(postmortem_dir=tmp_path / "pm"))
+    rebuild.timing = FAST
+    outcome = rebuild.run()
+    assert outcome.exit_code == exitcodes.STOPPED, outcome.message
+    assert world.engine.generation == 1 and world.engine.ups == 0
+
+
+def test_a_stop_on_resume_after_the_replace_reports_protection(tmp_path):
+    world = World(tmp_path)
+    original_up = world.engine.up
+
+    def up_then_killed(*, targets=None):
+        result = original_up(targets=targets)
+        if world.engine.generation == 2 and not world.engine.config_protect:
+            raise SimulatedCrash("killed right after the replacing up")
+        return result
+
+    world.engine.up = up_then_killed  # type: ignore[method-assign]
+    with pytest.raises(SimulatedCrash):
+        world.run()
+    world.engine.up = original_up  # type: ignore[method-assign]
+    assert world.engine.state_protect is False, "killed in the unprotected window"
+    world.engine.forbidden_change = True
+
+    outcome, _ = world.run(journal=world.store.latest_resumable("prod"))
+
+    assert outcome.exit_code == exitcodes.STOPPED, outcome.message
+    assert "protected (confirmed in state)" in outcome.message
+    assert world.engine.state_protect is True
