@@ -216,17 +216,3 @@ class FakeHttp:
     def status(self, url: str) -> int:
         return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
 
-
-class SimulatedClock:
-    """Time that passes only when something sleeps: deadlines expire without real waiting."""
-
-    def __init__(self) -> None:
-        self.time = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.time
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.time += seconds

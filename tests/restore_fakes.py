@@ -46,7 +46,7 @@ from tests.engine_project.providers import (
     StaticIp,
     StaticIpAttachment,
 )
-from tests.engine_project.stack import StandinPaths, engine_env
+from tests.engine_project.stack import standin_stack
 
 PROJECT = "standin"
 INSTANCE_NAME = "raxx-tickets"
@@ -296,27 +296,7 @@ def restorable_program() -> None:
 
 def restorable_stack(root: Path, pulumi_cli: str, stack_name: str = "restore") -> auto.Stack:
     """The restorable stand-in stack under `root`: local file backend, passphrase secrets."""
-    paths = StandinPaths(root)
-    for folder in (paths.backend, paths.home, paths.work, paths.cloud):
-        folder.mkdir(parents=True, exist_ok=True)
-    command = auto.PulumiCommand(root=str(Path(pulumi_cli).resolve().parent.parent))
-    opts = auto.LocalWorkspaceOptions(
-        work_dir=str(paths.work),
-        pulumi_home=str(paths.home),
-        pulumi_command=command,
-        env_vars=engine_env(paths),
-        secrets_provider="passphrase",
-        project_settings=auto.ProjectSettings(
-            name=PROJECT,
-            runtime="python",
-            backend=auto.ProjectBackend(url=f"file://{paths.backend}"),
-        ),
-    )
-    stack = auto.create_or_select_stack(
-        stack_name=stack_name, project_name=PROJECT, program=restorable_program, opts=opts
-    )
-    stack.set_config("standin:state_dir", auto.ConfigValue(str(paths.cloud)))
-    return stack
+    return standin_stack(root, pulumi_cli, stack_name, program=restorable_program)
 
 
 @dataclass

@@ -18,33 +18,16 @@ from botocore.stub import Stubber
 from operations.errors import DeadlineExceeded, OpsError, TransientError, UsageError
 from operations.lightsail import BotoLightsail, is_throttling
 from operations.ports import HostKey, SnapshotInfo
-from operations.retry import Backoff, Clock
+from operations.retry import Backoff
 from operations.snapshot_names import (
     post_install_snapshot_name,
     pre_rebuild_snapshot_name,
     validate_snapshot_name,
 )
+from tests.sim_clock import SimulatedClock
 
 SNAP = "raxx-tickets-pre-rebuild-20260504T120000Z"
 T0 = datetime(2026, 5, 4, 12, 0, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    """Simulated time: sleep advances now. Records the pauses taken."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self.pauses: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.pauses.append(seconds)
-        self.t += seconds
-
-    def clock(self) -> Clock:
-        return Clock(now=self.now, sleep=self.sleep)
 
 
 @pytest.fixture
@@ -61,7 +44,7 @@ def stubbed():
         stubber.assert_no_pending_responses()
 
 
-def adapter(client, fake: FakeClock, **kwargs) -> BotoLightsail:
+def adapter(client, fake: SimulatedClock, **kwargs) -> BotoLightsail:
     kwargs.setdefault("backoff", Backoff(first=1.0, factor=2.0, maximum=8.0))
     kwargs.setdefault("poll_backoff", Backoff(first=5.0, factor=1.0, maximum=5.0))
     return BotoLightsail(client, fake.clock(), **kwargs)
@@ -116,7 +99,9 @@ def test_naive_time_is_refused():
 def test_invalid_names_are_refused_before_any_call(stubbed, bad):
     client, stubber = stubbed  # no response queued: any API call would fail the test
     with pytest.raises(UsageError):
-        BotoLightsail(client, FakeClock().clock()).create_instance_snapshot("raxx-tickets", bad)
+        BotoLightsail(client, SimulatedClock(start=1000.0).clock()).create_instance_snapshot(
+            "raxx-tickets", bad
+        )
 
 
 @pytest.mark.parametrize("good", ["ab", "raxx_tickets.v2-1", SNAP, "a" * 255])
@@ -142,7 +127,7 @@ def test_get_instance_reads_user_name_from_the_api(stubbed):
         },
         {"instanceName": "raxx-tickets"},
     )
-    info = adapter(client, FakeClock()).get_instance("raxx-tickets")
+    info = adapter(client, SimulatedClock(start=1000.0)).get_instance("raxx-tickets")
     assert info is not None
     assert (info.state, info.public_ip, info.username) == ("running", "203.0.113.10", "admin")
     assert info.created_at == "2026-05-04T12:00:00+00:00"
@@ -157,14 +142,14 @@ def test_missing_instance_is_none(stubbed):
         404,
         expected_params={"instanceName": "raxx-tickets"},
     )
-    assert adapter(client, FakeClock()).get_instance("raxx-tickets") is None
+    assert adapter(client, SimulatedClock(start=1000.0)).get_instance("raxx-tickets") is None
 
 
 def test_access_denied_is_an_ops_error_with_a_hint(stubbed):
     client, stubber = stubbed
     stubber.add_client_error("get_instance", "AccessDeniedException", "not authorized", 403)
     with pytest.raises(OpsError) as caught:
-        adapter(client, FakeClock()).get_instance("raxx-tickets")
+        adapter(client, SimulatedClock(start=1000.0)).get_instance("raxx-tickets")
     assert "AccessDeniedException" in (caught.value.cause or "")
     assert caught.value.hint and "AWS_PROFILE" in caught.value.hint
 
@@ -188,7 +173,7 @@ def test_static_ip_attached_and_detached(stubbed):
         {"staticIp": {"name": "raxx-tickets-ip", "ipAddress": "203.0.113.10", "isAttached": False}},
     )
     stubber.add_client_error("get_static_ip", "NotFoundException", "no such static ip", 404)
-    ls = adapter(client, FakeClock())
+    ls = adapter(client, SimulatedClock(start=1000.0))
     first = ls.get_static_ip("raxx-tickets-ip")
     assert first is not None and first.attached_to == "raxx-tickets"
     second = ls.get_static_ip("raxx-tickets-ip")
@@ -219,7 +204,7 @@ def test_host_keys_read_only_the_keys(stubbed):
         },
         {"instanceName": "raxx-tickets", "protocol": "ssh"},
     )
-    keys = adapter(client, FakeClock()).host_keys("raxx-tickets")
+    keys = adapter(client, SimulatedClock(start=1000.0)).host_keys("raxx-tickets")
     assert keys == [
         HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIE1"),
         HostKey("ssh-rsa", "AAAAB3NzaC1yc2EAAAADAQAB"),
@@ -240,7 +225,7 @@ def test_wait_host_keys_polls_until_reported(stubbed):
             }
         },
     )
-    fake = FakeClock()
+    fake = SimulatedClock(start=1000.0)
     keys = adapter(client, fake).wait_host_keys("raxx-tickets", deadline_seconds=60)
     assert len(keys) == 1 and fake.pauses == [5.0]
 
@@ -257,7 +242,7 @@ def test_throttling_is_retried_with_growing_pauses(stubbed):
         "get_instance",
         {"instance": {"name": "raxx-tickets", "state": {"name": "running"}, "username": "admin"}},
     )
-    fake = FakeClock()
+    fake = SimulatedClock(start=1000.0)
     messages: list[str] = []
     info = adapter(client, fake, on_retry=messages.append).get_instance("raxx-tickets")
     assert info is not None and info.username == "admin"
@@ -270,7 +255,7 @@ def test_endless_throttling_gives_a_transient_error(stubbed):
     for _ in range(3):
         throttle(stubber, "create_instance_snapshot")
     with pytest.raises(TransientError, match="kept throttling create_instance_snapshot"):
-        adapter(client, FakeClock(), throttle_attempts=3).create_instance_snapshot(
+        adapter(client, SimulatedClock(start=1000.0), throttle_attempts=3).create_instance_snapshot(
             "raxx-tickets", SNAP
         )
 
@@ -283,7 +268,7 @@ def test_other_errors_are_not_retried(stubbed):
         "The instance is not in a state to snapshot",
         400,
     )
-    fake = FakeClock()
+    fake = SimulatedClock(start=1000.0)
     with pytest.raises(OpsError, match=f"creating snapshot {SNAP}"):
         adapter(client, fake).create_instance_snapshot("raxx-tickets", SNAP)
     assert fake.pauses == []
@@ -309,7 +294,7 @@ def test_create_snapshot_sends_the_validated_name(stubbed):
         {"operations": [{"status": "Started"}]},
         {"instanceName": "raxx-tickets", "instanceSnapshotName": SNAP},
     )
-    adapter(client, FakeClock()).create_instance_snapshot("raxx-tickets", SNAP)
+    adapter(client, SimulatedClock(start=1000.0)).create_instance_snapshot("raxx-tickets", SNAP)
 
 
 def test_create_snapshot_failed_operation_is_an_error(stubbed):
@@ -318,7 +303,7 @@ def test_create_snapshot_failed_operation_is_an_error(stubbed):
         "create_instance_snapshot", {"operations": [{"status": "Failed", "errorDetails": "quota"}]}
     )
     with pytest.raises(OpsError, match="operation failed"):
-        adapter(client, FakeClock()).create_instance_snapshot("raxx-tickets", SNAP)
+        adapter(client, SimulatedClock(start=1000.0)).create_instance_snapshot("raxx-tickets", SNAP)
 
 
 def test_wait_tolerates_not_found_then_reports_progress_until_available(stubbed):
@@ -331,7 +316,7 @@ def test_wait_tolerates_not_found_then_reports_progress_until_available(stubbed)
     stubber.add_response("get_instance_snapshot", snapshot("pending", "40%"), params)
     stubber.add_response("get_instance_snapshot", snapshot("pending", "90%"), params)
     stubber.add_response("get_instance_snapshot", snapshot("available", "100%"), params)
-    fake = FakeClock()
+    fake = SimulatedClock(start=1000.0)
     seen: list[tuple[str | None, float]] = []
 
     def progress(info: SnapshotInfo, elapsed: float) -> None:
@@ -350,7 +335,9 @@ def test_error_state_fails_naming_the_snapshot(stubbed):
     stubber.add_response("get_instance_snapshot", snapshot("pending", "10%"))
     stubber.add_response("get_instance_snapshot", snapshot("error", "35%"))
     with pytest.raises(OpsError) as caught:
-        adapter(client, FakeClock()).wait_snapshot_available(SNAP, deadline_seconds=600)
+        adapter(client, SimulatedClock(start=1000.0)).wait_snapshot_available(
+            SNAP, deadline_seconds=600
+        )
     assert not isinstance(caught.value, DeadlineExceeded)
     assert SNAP in caught.value.message and "'error'" in caught.value.message
     assert "delete-instance-snapshot" in (caught.value.hint or "")
@@ -360,7 +347,7 @@ def test_unknown_state_never_passes_and_deadline_names_last_state(stubbed):
     client, stubber = stubbed
     for _ in range(3):
         stubber.add_response("get_instance_snapshot", snapshot("copying", "70%"))
-    fake = FakeClock()
+    fake = SimulatedClock(start=1000.0)
     with pytest.raises(DeadlineExceeded) as caught:
         adapter(client, fake).wait_snapshot_available(SNAP, deadline_seconds=10)
     assert SNAP in caught.value.message and "copying 70%" in caught.value.message
@@ -375,7 +362,7 @@ def test_not_found_for_too_long_is_an_error(stubbed):
             "get_instance_snapshot", "NotFoundException", "does not exist", 404
         )
     with pytest.raises(OpsError, match="does not exist"):
-        adapter(client, FakeClock(), not_found_grace=10).wait_snapshot_available(
+        adapter(client, SimulatedClock(start=1000.0), not_found_grace=10).wait_snapshot_available(
             SNAP, deadline_seconds=600
         )
 
@@ -383,7 +370,7 @@ def test_not_found_for_too_long_is_an_error(stubbed):
 def test_get_snapshot_missing_is_none(stubbed):
     client, stubber = stubbed
     stubber.add_client_error("get_instance_snapshot", "NotFoundException", "does not exist", 404)
-    assert adapter(client, FakeClock()).get_snapshot(SNAP) is None
+    assert adapter(client, SimulatedClock(start=1000.0)).get_snapshot(SNAP) is None
 
 
 def test_list_snapshots_filters_pages_and_sorts_newest_first(stubbed):
@@ -416,7 +403,9 @@ def test_list_snapshots_filters_pages_and_sorts_newest_first(stubbed):
         },
         {"pageToken": "page-2"},
     )
-    found = adapter(client, FakeClock()).list_snapshots("raxx-tickets-modules-installed-")
+    found = adapter(client, SimulatedClock(start=1000.0)).list_snapshots(
+        "raxx-tickets-modules-installed-"
+    )
     assert [s.name for s in found] == [newer, older]
     assert found[0].state == "pending"
 
@@ -438,7 +427,7 @@ def test_restore_calls(stubbed):
         {"operations": [{"status": "Succeeded"}]},
         {"staticIpName": "raxx-tickets-ip", "instanceName": "raxx-tickets"},
     )
-    ls = adapter(client, FakeClock())
+    ls = adapter(client, SimulatedClock(start=1000.0))
     ls.create_instance_from_snapshot(
         instance_name="raxx-tickets", snapshot_name=SNAP, zone="us-east-1a", bundle_id="micro_3_0"
     )

@@ -16,7 +16,8 @@ from operations.rebuild import Adapters
 from operations.rebuild_cli import main
 from operations.retry import Clock
 from tests.conftest import PROJECT_ROOT
-from tests.rebuild_fakes import FakeEngine, FakeHost, FakeHttp, FakeLightsail, SimulatedClock
+from tests.rebuild_fakes import FakeEngine, FakeHost, FakeHttp, FakeLightsail
+from tests.sim_clock import SimulatedClock
 
 
 @pytest.fixture

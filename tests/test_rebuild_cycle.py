@@ -16,7 +16,8 @@ from operations.journal import Journal, JournalStore, Phase, RunState, Status
 from operations.progress import SilentProgress
 from operations.rebuild import Adapters, Options, Rebuild, Target, Timing
 from operations.retry import Backoff, Clock
-from tests.rebuild_fakes import FakeEngine, FakeHost, FakeHttp, FakeLightsail, SimulatedClock
+from tests.rebuild_fakes import FakeEngine, FakeHost, FakeHttp, FakeLightsail
+from tests.sim_clock import SimulatedClock
 
 TARGET = Target(
     stack="prod",

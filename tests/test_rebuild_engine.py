@@ -32,7 +32,8 @@ from tests.engine_project import cloud
 from tests.engine_project.program import INSTANCE_RESOURCE
 from tests.engine_project.roles import STANDIN_ROLES
 from tests.engine_project.stack import StandinPaths, standin_stack
-from tests.rebuild_fakes import FakeHost, FakeHttp, FakeLightsail, SimulatedClock
+from tests.rebuild_fakes import FakeHost, FakeHttp, FakeLightsail
+from tests.sim_clock import SimulatedClock
 
 pytestmark = pytest.mark.engine
 

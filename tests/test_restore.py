@@ -25,8 +25,9 @@ from operations.restore import (
     rollback_instance_name,
 )
 from operations.restore_cli import RestoreAdapters, main
-from operations.retry import Backoff, Clock
+from operations.retry import Backoff
 from tests.restore_fakes import MemoryLightsail, MemoryState, snapshot
+from tests.sim_clock import SimulatedClock
 
 POST = "raxx-tickets-modules-installed-20260503T231628Z"
 OLDER_POST = "raxx-tickets-modules-installed-20260401T100000Z"
@@ -49,19 +50,6 @@ config:
 """
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.pauses: list[float] = []
-
-    def clock(self) -> Clock:
-        def sleep(seconds: float) -> None:
-            self.pauses.append(seconds)
-            self.t += seconds
-
-        return Clock(now=lambda: self.t, sleep=sleep)
-
-
 def lightsail(**kwargs) -> MemoryLightsail:
     kwargs.setdefault(
         "snapshots",
@@ -76,7 +64,7 @@ def lightsail(**kwargs) -> MemoryLightsail:
 
 
 def restore(ls: MemoryLightsail, state: MemoryState | None = None, name: str = POST, **kwargs):
-    clock = kwargs.pop("fake_clock", FakeClock())
+    clock = kwargs.pop("fake_clock", SimulatedClock())
     progress = kwargs.pop("progress", SilentProgress())
     return restore_from_snapshot(
         TARGET,
@@ -94,7 +82,7 @@ def restore(ls: MemoryLightsail, state: MemoryState | None = None, name: str = P
 
 
 def test_restore_creates_waits_attaches_then_aligns_the_state():
-    ls, state, clock, progress = lightsail(), MemoryState(), FakeClock(), SilentProgress()
+    ls, state, clock, progress = lightsail(), MemoryState(), SimulatedClock(), SilentProgress()
     result = restore(ls, state, fake_clock=clock, progress=progress)
     assert ls.changes == [
         f"create_instance_from_snapshot raxx-tickets {POST} us-east-1a micro_3_0",
@@ -300,7 +288,7 @@ def run_cli(
             lightsail=ls,
             state=state or MemoryState(),
             progress=SilentProgress(),
-            clock=FakeClock().clock(),
+            clock=SimulatedClock().clock(),
         )
 
     code = main(argv, adapter_factory=factory, project_root=project, confirm=confirm)

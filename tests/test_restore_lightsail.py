@@ -21,8 +21,9 @@ from operations.lightsail import BotoLightsail
 from operations.progress import SilentProgress
 from operations.rebuild import Target
 from operations.restore import Timing, list_restore_points, restore_from_snapshot
-from operations.retry import Backoff, Clock
+from operations.retry import Backoff
 from tests.restore_fakes import MemoryState
+from tests.sim_clock import SimulatedClock
 
 SNAP = "raxx-tickets-modules-installed-20260503T231628Z"
 PRE = "raxx-tickets-pre-rebuild-20260504T120000Z"
@@ -34,19 +35,6 @@ TARGET = Target(
     hostname="tickets.raxx.app",
     module_aliases=(),
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.pauses: list[float] = []
-
-    def clock(self) -> Clock:
-        def sleep(seconds: float) -> None:
-            self.pauses.append(seconds)
-            self.t += seconds
-
-        return Clock(now=lambda: self.t, sleep=sleep)
 
 
 @pytest.fixture
@@ -145,7 +133,7 @@ def test_restore_calls_and_order(stubbed):
     )
     stubber.add_response("get_static_ip", static_ip_response("raxx-tickets"), ip)
 
-    fake = FakeClock()
+    fake = SimulatedClock()
     retries: list[str] = []
     ls = BotoLightsail(client, fake.clock(), backoff=Backoff(1, 2, 8), on_retry=retries.append)
     state = MemoryState()
@@ -175,10 +163,10 @@ def test_failed_operation_in_a_200_answer_stops_the_restore(stubbed):
         restore_from_snapshot(
             TARGET,
             SNAP,
-            lightsail=BotoLightsail(client, FakeClock().clock()),
+            lightsail=BotoLightsail(client, SimulatedClock().clock()),
             state=state,
             progress=SilentProgress(),
-            clock=FakeClock().clock(),
+            clock=SimulatedClock().clock(),
         )
     assert "reconcile" not in state.calls
 
@@ -189,7 +177,9 @@ def test_throttling_that_never_ends_is_a_transient_error_before_any_change(stubb
         stubber.add_client_error(
             "get_instance_snapshot", "ThrottlingException", "Rate exceeded", 400
         )
-    ls = BotoLightsail(client, FakeClock().clock(), backoff=Backoff(1, 2, 8), throttle_attempts=3)
+    ls = BotoLightsail(
+        client, SimulatedClock().clock(), backoff=Backoff(1, 2, 8), throttle_attempts=3
+    )
     with pytest.raises(TransientError, match="kept throttling get_instance_snapshot"):
         restore_from_snapshot(
             TARGET,
@@ -197,7 +187,7 @@ def test_throttling_that_never_ends_is_a_transient_error_before_any_change(stubb
             lightsail=ls,
             state=MemoryState(),
             progress=SilentProgress(),
-            clock=FakeClock().clock(),
+            clock=SimulatedClock().clock(),
         )
 
 
@@ -208,10 +198,10 @@ def test_snapshot_in_error_is_named(stubbed):
         restore_from_snapshot(
             TARGET,
             SNAP,
-            lightsail=BotoLightsail(client, FakeClock().clock()),
+            lightsail=BotoLightsail(client, SimulatedClock().clock()),
             state=MemoryState(),
             progress=SilentProgress(),
-            clock=FakeClock().clock(),
+            clock=SimulatedClock().clock(),
         )
 
 
@@ -226,7 +216,7 @@ def test_listing_reads_both_kinds_newest_first(stubbed):
     }
     stubber.add_response("get_instance_snapshots", page, {})
     stubber.add_response("get_instance_snapshots", page, {})
-    points = list_restore_points(BotoLightsail(client, FakeClock().clock()), "raxx-tickets")
+    points = list_restore_points(BotoLightsail(client, SimulatedClock().clock()), "raxx-tickets")
     assert [(p.snapshot.name, p.kind) for p in points] == [
         (PRE, "pre-rebuild"),
         (SNAP, "post-install"),

@@ -26,29 +26,21 @@ from freescout import scripts
 from freescout.wait_for_ssh import Attempt, main, probe, wait
 from operations import exitcodes
 from operations.errors import DeadlineExceeded
-from operations.retry import Backoff, Clock
+from operations.retry import Backoff
 from tests import servers
 from tests.servers import LOOPBACK, free_port
+from tests.sim_clock import SimulatedClock
 
 sshd_server = servers.sshd_server
 BANNER = b"SSH-2.0-test\r\n"
 # The provider's transient-error phrases (operations/engine.py): a final give-up must not
 # read as one of them, or the rebuild driver would wait all over again.
-TRANSIENT_PHRASES = ("connection refused", "i/o timeout", "handshake failed",
-                     "connection reset by peer")
-
-
-class FakeClock(Clock):
-    """Time that moves only when the wait sleeps; records each pause."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self.pauses: list[float] = []
-        super().__init__(now=lambda: self.t, sleep=self._sleep)
-
-    def _sleep(self, seconds: float) -> None:
-        self.pauses.append(seconds)
-        self.t += seconds
+TRANSIENT_PHRASES = (
+    "connection refused",
+    "i/o timeout",
+    "handshake failed",
+    "connection reset by peer",
+)
 
 
 class TcpServer:
@@ -101,8 +93,9 @@ def test_a_banner_answers_at_the_first_attempt() -> None:
         banner = wait(LOOPBACK, server.port, deadline_seconds=5, say=said.append)
     assert banner == "SSH-2.0-test"
     assert server.connections == 1
-    assert said == [f"wait-for-ssh: 127.0.0.1:{server.port} answers with SSH-2.0-test "
-                    "after 1 attempt(s), 0s"], said
+    assert said == [
+        f"wait-for-ssh: 127.0.0.1:{server.port} answers with SSH-2.0-test after 1 attempt(s), 0s"
+    ], said
 
 
 def test_lines_before_the_banner_are_skipped() -> None:
@@ -113,14 +106,16 @@ def test_lines_before_the_banner_are_skipped() -> None:
 
 def test_a_refused_port_is_retried_with_growing_pauses_then_given_up() -> None:
     port = free_port()  # nothing listens: the kernel refuses at once
-    clock, said = FakeClock(), []
+    clock, said = SimulatedClock(start=1000.0), []
     with pytest.raises(DeadlineExceeded) as caught:
         wait(LOOPBACK, port, deadline_seconds=30, clock=clock, say=said.append)
     assert clock.pauses == [2.0, 3.0, 4.5, 6.75, 10.125, pytest.approx(3.625)], clock.pauses
     assert len(said) == 6, said
     assert all("refused the connection" in line for line in said), said
-    assert said[0] == (f"wait-for-ssh: 127.0.0.1:{port} refused the connection (nothing listens "
-                       "yet) (attempt 1, 0s of 30s); next try in 2s")
+    assert said[0] == (
+        f"wait-for-ssh: 127.0.0.1:{port} refused the connection (nothing listens "
+        "yet) (attempt 1, 0s of 30s); next try in 2s"
+    )
     error = caught.value
     assert error.exit_code == exitcodes.FAILED
     assert error.message.startswith(f"gave up waiting for SSH on 127.0.0.1:{port}: "), error.message
@@ -136,8 +131,13 @@ def test_a_refused_port_with_real_time_waits_out_the_deadline() -> None:
     said: list[str] = []
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded):
-        wait(LOOPBACK, port, deadline_seconds=0.6, say=said.append,
-             backoff=Backoff(first=0.05, factor=2, maximum=0.2))
+        wait(
+            LOOPBACK,
+            port,
+            deadline_seconds=0.6,
+            say=said.append,
+            backoff=Backoff(first=0.05, factor=2, maximum=0.2),
+        )
     took = time.monotonic() - started
     assert 0.6 <= took < 2.0, took
     assert len(said) >= 3, said
@@ -146,7 +146,7 @@ def test_a_refused_port_with_real_time_waits_out_the_deadline() -> None:
 def test_sshd_that_starts_late_is_found() -> None:
     port = free_port()
     started: list[TcpServer] = []
-    clock = FakeClock()
+    clock = SimulatedClock(start=1000.0)
     real_sleep = clock.sleep
 
     def sleep(seconds: float) -> None:
@@ -165,20 +165,24 @@ def test_sshd_that_starts_late_is_found() -> None:
     assert banner == "SSH-2.0-test"
     assert clock.pauses == [2.0, 3.0]
     assert [line.split(" (attempt")[0] for line in said[:2]] == [
-        f"wait-for-ssh: 127.0.0.1:{port} refused the connection (nothing listens yet)"] * 2
-    assert said[2] == f"wait-for-ssh: 127.0.0.1:{port} answers with SSH-2.0-test after 3 " \
+        f"wait-for-ssh: 127.0.0.1:{port} refused the connection (nothing listens yet)"
+    ] * 2
+    assert (
+        said[2] == f"wait-for-ssh: 127.0.0.1:{port} answers with SSH-2.0-test after 3 "
         "attempt(s), 5s"
+    )
 
 
 def test_a_server_without_a_banner_is_retried_then_given_up() -> None:
-    clock = FakeClock()
+    clock = SimulatedClock(start=1000.0)
     with tcp_server(b"HTTP/1.1 400 Bad Request\r\n\r\n") as server:
         with pytest.raises(DeadlineExceeded) as caught:
             wait(LOOPBACK, server.port, deadline_seconds=5, clock=clock, say=lambda _: None)
         attempts = len(clock.pauses) + 1
         assert server.connections == attempts == 3, (server.connections, clock.pauses)
-    assert "answered without an SSH banner (sent 'HTTP/1.1 400 Bad Request')" in \
-        caught.value.message, caught.value.message
+    assert (
+        "answered without an SSH banner (sent 'HTTP/1.1 400 Bad Request')" in caught.value.message
+    ), caught.value.message
     assert f"127.0.0.1:{server.port}" in caught.value.message
     assert "deadline of 5s" in caught.value.message
 
@@ -199,15 +203,17 @@ def run_sh(command: str, cwd) -> subprocess.CompletedProcess[str]:
     # As an operator's shell with the project's virtualenv activated (the README's set-up).
     venv_bin = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ.get("PATH", "")}
-    return subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=60)
+    return subprocess.run(
+        ["/bin/sh", "-c", command], capture_output=True, text=True, cwd=cwd, env=env, timeout=60
+    )
 
 
 def test_the_programs_command_line_runs_under_sh(tmp_path) -> None:
     # The same builder the program uses; cwd is not the project, as for any operator's shell.
     with tcp_server(BANNER) as server:
-        line = scripts.python_module_command("freescout.wait_for_ssh", LOOPBACK,
-                                             "--port", str(server.port), "--deadline", "5")
+        line = scripts.python_module_command(
+            "freescout.wait_for_ssh", LOOPBACK, "--port", str(server.port), "--deadline", "5"
+        )
         done = run_sh(line, tmp_path)
     assert done.returncode == exitcodes.OK, done.stderr
     assert f"127.0.0.1:{server.port} answers with SSH-2.0-test" in done.stdout
@@ -215,12 +221,15 @@ def test_the_programs_command_line_runs_under_sh(tmp_path) -> None:
 
 def test_the_command_line_gives_up_with_the_message_and_exit_code(tmp_path) -> None:
     port = free_port()
-    line = scripts.python_module_command("freescout.wait_for_ssh", LOOPBACK,
-                                         "--port", str(port), "--deadline", "1")
+    line = scripts.python_module_command(
+        "freescout.wait_for_ssh", LOOPBACK, "--port", str(port), "--deadline", "1"
+    )
     done = run_sh(line, tmp_path)
     assert done.returncode == exitcodes.FAILED, (done.stdout, done.stderr)
-    assert f"error: gave up waiting for SSH on 127.0.0.1:{port}: no SSH banner within the " \
-        "deadline of 1s" in done.stderr, done.stderr
+    assert (
+        f"error: gave up waiting for SSH on 127.0.0.1:{port}: no SSH banner within the "
+        "deadline of 1s" in done.stderr
+    ), done.stderr
     assert "  next: check that the instance is running" in done.stderr
     assert f"wait-for-ssh: 127.0.0.1:{port} refused the connection" in done.stdout, done.stdout
 

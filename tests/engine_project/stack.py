@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +58,16 @@ def engine_env(paths: StandinPaths) -> dict[str, str]:
     }
 
 
-def standin_stack(root: Path, pulumi_cli: str, stack_name: str = "dev") -> auto.Stack:
-    """The stand-in stack under `root` (created, or selected when it exists)."""
+def standin_stack(
+    root: Path,
+    pulumi_cli: str,
+    stack_name: str = "dev",
+    program: Callable[[], None] = program,
+) -> auto.Stack:
+    """The stand-in stack under `root` (created, or selected when it exists).
+
+    `program` defaults to the stand-in program; the restore tests pass a variant of it.
+    """
     paths = StandinPaths(root)
     for folder in (paths.backend, paths.home, paths.work, paths.cloud):
         folder.mkdir(parents=True, exist_ok=True)
