@@ -46,3 +46,25 @@ def pulumi_cli() -> str:
     need(path is not None, "the Pulumi CLI", "run 'sh tools/setup.sh' (it builds it with Go)")
     assert path is not None
     return path
+
+
+@pytest.fixture
+def stubbed():
+    """A boto3 Lightsail client under botocore's Stubber, and the stubber.
+
+    Every request is checked against botocore's real API model; the Stubber answers every call
+    with the responses a test queues, so nothing leaves the process (the credentials are dummies).
+    What it does not prove: Lightsail's behaviour and timing beyond the answers queued.
+    """
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client(
+        "lightsail",
+        region_name="us-east-1",
+        aws_access_key_id="AKIDTESTTESTTEST",
+        aws_secret_access_key="test-secret-not-real",
+    )
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
@@ -28,20 +27,6 @@ from tests.sim_clock import SimulatedClock
 
 SNAP = "raxx-tickets-pre-rebuild-20260504T120000Z"
 T0 = datetime(2026, 5, 4, 12, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def stubbed():
-    # Dummy credentials: the Stubber answers every call, nothing leaves the process.
-    client = boto3.client(
-        "lightsail",
-        region_name="us-east-1",
-        aws_access_key_id="AKIDTESTTESTTEST",
-        aws_secret_access_key="test-secret-not-real",
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
 
 
 def adapter(client, fake: SimulatedClock, **kwargs) -> BotoLightsail:

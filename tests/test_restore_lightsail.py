@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
@@ -35,20 +34,6 @@ TARGET = Target(
     hostname="tickets.raxx.app",
     module_aliases=(),
 )
-
-
-@pytest.fixture
-def stubbed():
-    # Dummy credentials: the Stubber answers every call, nothing leaves the process.
-    client = boto3.client(
-        "lightsail",
-        region_name="us-east-1",
-        aws_access_key_id="AKIDTESTTESTTEST",
-        aws_secret_access_key="test-secret-not-real",
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
 
 
 def snapshot_response(name: str, state: str = "available") -> dict:
