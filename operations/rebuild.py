@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from operations import exitcodes, postmortem
+from operations import exitcodes, guard, postmortem
 from operations.errors import (
     OpsError,
     StackLocked,
@@ -33,7 +33,7 @@ from operations.errors import (
 )
 from operations.host_checks import DataCheck, DataState
 from operations.journal import Journal, Phase, RunState, Status, utc_now
-from operations.ports import Engine, HttpProbe, Lightsail, SnapshotInfo
+from operations.ports import Engine, HttpProbe, Lightsail, PreviewResult, SnapshotInfo
 from operations.progress import Progress
 from operations.retry import Backoff, Clock, poll, retry
 from operations.snapshot_names import post_install_snapshot_name, pre_rebuild_snapshot_name
@@ -88,7 +88,7 @@ class Options:
     rollback_on_failure: bool = False
     postmortem_dir: Path = Path("docs/ops/postmortems")
     # Type token -> guard role; None means the guard's own table of the real stack's types.
-    guard_roles: Mapping[str, object] | None = None
+    guard_roles: Mapping[str, guard.Role] | None = None
 
 
 @dataclass
@@ -291,8 +291,6 @@ class Rebuild:
         With `replacement_underway` (a resumed run whose replacement already began) the rest of
         a replacement may also judge "safe"; forbidden still stops.
         """
-        from operations import guard
-
         engine = self.a.engine
         self.a.progress.say("plan: preview with the instance unprotected")
         self._protect_touched = True
@@ -303,12 +301,7 @@ class Rebuild:
             # Never leave the config unprotected between phases: a crash here must not leave a
             # stack whose next `pulumi up` would replace the instance.
             engine.set_protect(True)
-        roles = self.options.guard_roles or guard.KNOWN_TYPES
-        report = guard.judge(
-            preview.steps,
-            errors=[preview.error] if preview.error else [],
-            roles=roles,  # type: ignore[arg-type]
-        )
+        report = self._judge(preview)
         counts = dict(preview.change_summary or report.counts)
         self.journal.facts["plan_counts"] = counts
         self.journal.facts["verdict"] = report.verdict.name.lower()
@@ -335,6 +328,13 @@ class Rebuild:
         self._planned_here = True
         self.journal.facts["fingerprint"] = self._fingerprint()
         self.journal.save()
+
+    def _judge(self, preview: PreviewResult) -> guard.Report:
+        return guard.judge(
+            preview.steps,
+            errors=[preview.error] if preview.error else [],
+            roles=self.options.guard_roles or guard.KNOWN_TYPES,
+        )
 
     def _fingerprint(self) -> str | None:
         return self.a.fingerprint() if self.a.fingerprint else None
@@ -627,8 +627,7 @@ class Rebuild:
                 self._lock_seen |= isinstance(error, StackLocked)
                 self.journal.note(f"protect: full `up` failed: {error}")
         if not self._state_protected():
-            urn = getattr(engine, "instance_urn", None)
-            target = urn() if callable(urn) else None
+            target = engine.instance_urn()
             if target:
                 self.a.progress.say("protect: `up` targeted at the instance alone")
                 try:
@@ -643,20 +642,13 @@ class Rebuild:
 
     def _full_up_is_safe(self) -> bool:
         """Judge what a full `up` would apply now (protect on); forbidden means targeted only."""
-        from operations import guard
-
         try:
             preview = self.a.engine.preview()
         except Exception as error:  # noqa: BLE001 - no judgement, no full up
             self._lock_seen |= isinstance(error, StackLocked)
             self.journal.note(f"protect: preview before the protecting `up` failed: {error}")
             return False
-        roles = self.options.guard_roles or guard.KNOWN_TYPES
-        report = guard.judge(
-            preview.steps,
-            errors=[preview.error] if preview.error else [],
-            roles=roles,  # type: ignore[arg-type]
-        )
+        report = self._judge(preview)
         if report.verdict is guard.Verdict.FORBIDDEN:
             self.journal.note(
                 "protect: the full `up` would apply a forbidden change; targeted only"

@@ -86,6 +86,9 @@ class WaitingEngine:
     def instance_protected(self) -> bool:
         return self.state_protect
 
+    def instance_urn(self) -> str:
+        return INSTANCE_URN
+
     def outputs(self) -> dict[str, object]:
         return {}
 
