@@ -12,6 +12,7 @@ from pathlib import Path
 from operations import exitcodes
 from operations.errors import OpsError, UsageError
 from operations.journal import Journal, JournalStore, RunState
+from operations.prompt import confirm_on_terminal
 from operations.rebuild import Adapters, Options, Outcome, Rebuild, Target
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -103,13 +104,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def ask_on_terminal(question: str) -> bool:
     """Ask on the terminal; without one, refuse (the caller tells the operator about --yes)."""
-    if not sys.stdin.isatty():
-        raise UsageError(
-            "the replacement needs a confirmation and there is no terminal to ask on",
-            hint="rerun with --yes (and --resume to continue this run)",
-        )
-    answer = input(f"{question} [type 'yes']: ")
-    return answer.strip().lower() == "yes"
+    return confirm_on_terminal(
+        question,
+        needs="the replacement",
+        hint="rerun with --yes (and --resume to continue this run)",
+    )
 
 
 def main(
@@ -126,8 +125,11 @@ def main(
         if args.debug:
             traceback.print_exc()
         if args.json:
-            print(json.dumps({"exit_code": error.exit_code, "state": "not-started",
-                              "error": error.message}))
+            print(
+                json.dumps(
+                    {"exit_code": error.exit_code, "state": "not-started", "error": error.message}
+                )
+            )
         return error.exit_code
     stream = sys.stdout if outcome.exit_code == exitcodes.OK else sys.stderr
     print(outcome.message, file=stream)

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from operations import exitcodes
-from operations.errors import OpsError, UsageError
+from operations.errors import OpsError
 from operations.ports import Lightsail
 from operations.progress import Progress
+from operations.prompt import confirm_on_terminal
 from operations.rebuild import Target
 from operations.restore import (
     ROLLBACK_SUFFIX,
@@ -126,12 +127,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def ask_on_terminal(question: str) -> bool:
     """Ask on the terminal; without one, refuse and point at --yes."""
-    if not sys.stdin.isatty():
-        raise UsageError(
-            "the restore needs a confirmation and there is no terminal to ask on",
-            hint="rerun with --yes",
-        )
-    return input(f"{question} [type 'yes']: ").strip().lower() == "yes"
+    return confirm_on_terminal(question, needs="the restore", hint="rerun with --yes")
 
 
 def main(
