@@ -216,3 +216,23 @@ class FakeHttp:
     def status(self, url: str) -> int:
         return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
 
+
+
+class SimulatedCrash(BaseException):
+    """Stands for the process being killed: nothing in the driver catches it."""
+
+
+def crash_after(monkeypatch, phase) -> None:
+    """Make the journal 'kill' the run once, right after `phase` is recorded as done."""
+    from operations.journal import Journal
+
+    original_finish = Journal.finish
+    armed = {"on": True}
+
+    def finish(self, done, **detail):
+        original_finish(self, done, **detail)
+        if armed["on"] and done is phase:
+            armed["on"] = False
+            raise SimulatedCrash(done.value)
+
+    monkeypatch.setattr(Journal, "finish", finish)

@@ -16,7 +16,14 @@ from operations.journal import Journal, JournalStore, Phase, RunState, Status
 from operations.progress import SilentProgress
 from operations.rebuild import Adapters, Options, Rebuild, Target, Timing
 from operations.retry import Backoff, Clock
-from tests.rebuild_fakes import FakeEngine, FakeHost, FakeHttp, FakeLightsail
+from tests.rebuild_fakes import (
+    FakeEngine,
+    FakeHost,
+    FakeHttp,
+    FakeLightsail,
+    SimulatedCrash,
+)
+from tests.rebuild_fakes import crash_after as crash_after_phase
 from tests.sim_clock import SimulatedClock
 
 TARGET = Target(
@@ -33,10 +40,6 @@ FAST = Timing(
     site_deadline=5,
     poll_backoff=Backoff(first=1.0, factor=1.0, maximum=1.0),
 )
-
-
-class SimulatedCrash(BaseException):
-    """Stands for the process being killed: nothing in the driver catches it."""
 
 
 class World:
@@ -256,16 +259,7 @@ BOUNDARIES = list(Phase)
 @pytest.mark.parametrize("crash_after", BOUNDARIES, ids=[p.value for p in BOUNDARIES])
 def test_crash_at_every_phase_boundary_then_resume(tmp_path, monkeypatch, crash_after):
     world = World(tmp_path)
-    original_finish = Journal.finish
-    armed = {"on": True}
-
-    def finish(self, phase, **detail):
-        original_finish(self, phase, **detail)
-        if armed["on"] and phase is crash_after:
-            armed["on"] = False
-            raise SimulatedCrash(phase.value)
-
-    monkeypatch.setattr(Journal, "finish", finish)
+    crash_after_phase(monkeypatch, crash_after)
     with pytest.raises(SimulatedCrash):
         world.run()
     run_id = world.store.run_ids()[-1]
@@ -360,22 +354,9 @@ def test_instance_state_is_saved_beside_the_journal_before_the_replace(tmp_path)
     assert journal.facts["instance_state"] == str(saved[0])
 
 
-def crash_after(monkeypatch, phase: Phase) -> None:
-    original_finish = Journal.finish
-    armed = {"on": True}
-
-    def finish(self, done, **detail):
-        original_finish(self, done, **detail)
-        if armed["on"] and done is phase:
-            armed["on"] = False
-            raise SimulatedCrash(done.value)
-
-    monkeypatch.setattr(Journal, "finish", finish)
-
-
 def test_resume_judges_the_plan_again_before_destroying(tmp_path, monkeypatch):
     world = World(tmp_path)
-    crash_after(monkeypatch, Phase.SNAPSHOT)
+    crash_after_phase(monkeypatch, Phase.SNAPSHOT)
     with pytest.raises(SimulatedCrash):
         world.run()
     world.engine.forbidden_change = True  # someone changed the program meanwhile
@@ -388,7 +369,7 @@ def test_resume_judges_the_plan_again_before_destroying(tmp_path, monkeypatch):
 
 def test_resume_checks_the_data_again_while_the_old_instance_stands(tmp_path, monkeypatch):
     world = World(tmp_path)
-    crash_after(monkeypatch, Phase.PLAN)
+    crash_after_phase(monkeypatch, Phase.PLAN)
     with pytest.raises(SimulatedCrash):
         world.run()
     world.host.data = DataCheck(DataState.HAS_DATA, 4, 1)  # tickets arrived meanwhile

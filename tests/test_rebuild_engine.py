@@ -32,7 +32,7 @@ from tests.engine_project import cloud
 from tests.engine_project.program import INSTANCE_RESOURCE
 from tests.engine_project.roles import STANDIN_ROLES
 from tests.engine_project.stack import StandinPaths, standin_stack
-from tests.rebuild_fakes import FakeHost, FakeHttp, FakeLightsail
+from tests.rebuild_fakes import FakeHost, FakeHttp, FakeLightsail, SimulatedCrash, crash_after
 from tests.sim_clock import SimulatedClock
 
 pytestmark = pytest.mark.engine
@@ -52,10 +52,6 @@ FAST = Timing(
     site_deadline=5,
     poll_backoff=Backoff(first=1.0, factor=1.0, maximum=1.0),
 )
-
-
-class CrashAfter(BaseException):
-    """Stands for the process being killed after a phase was journaled."""
 
 
 class StandinWorld:
@@ -186,18 +182,10 @@ def test_persistent_failure_ends_protected_through_a_targeted_up(world):
 
 def test_crash_after_replace_then_resume_reprotects(world, monkeypatch):
     world.stack.set_config("freescout:user_data_version", auto.ConfigValue("2"))
-    original = Journal.finish
-
-    def finish(self, phase, **detail):
-        original(self, phase, **detail)
-        if phase is Phase.REPLACE:
-            raise CrashAfter()
-
-    monkeypatch.setattr(Journal, "finish", finish)
-    with pytest.raises(CrashAfter):
+    crash_after(monkeypatch, Phase.REPLACE)
+    with pytest.raises(SimulatedCrash):
         world.run()
     assert world.engine.instance_protected() is False, "killed in the unprotected window"
-    monkeypatch.setattr(Journal, "finish", original)
     outcome, journal = world.run(journal=world.store.latest_resumable("prod"))
     assert outcome.exit_code == exitcodes.OK, outcome.message
     assert journal.state is RunState.SUCCEEDED
@@ -208,17 +196,9 @@ def test_crash_after_replace_then_resume_reprotects(world, monkeypatch):
 def test_resume_after_the_plan_judges_a_changed_program_again(world, monkeypatch):
     """The attack that found it: crash after the verdict, change the stack, resume."""
     world.stack.set_config("freescout:user_data_version", auto.ConfigValue("2"))
-    original = Journal.finish
-
-    def finish(self, phase, **detail):
-        original(self, phase, **detail)
-        if phase is Phase.PLAN:
-            raise CrashAfter()
-
-    monkeypatch.setattr(Journal, "finish", finish)
-    with pytest.raises(CrashAfter):
+    crash_after(monkeypatch, Phase.PLAN)
+    with pytest.raises(SimulatedCrash):
         world.run()
-    monkeypatch.setattr(Journal, "finish", original)
     before = cloud.read(world.paths.cloud)["resources"]
     world.stack.set_config("standin:replace_static_ip", auto.ConfigValue("true"))
 
